@@ -1,0 +1,41 @@
+# predictflow: `make demo` runs the pipeline locally, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest model bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(INSTALLED)
+	$(BIN)/predictflow local run events/records-good.csv events/records-mixed.csv events/records-malformed.csv --out out/demo
+	@echo
+	@echo "Predictions:   out/demo/predictions/*.jsonl"
+	@echo "Dead letters:  out/demo/dead-letter/*.jsonl   (each says which line, and why)"
+
+test: lint typecheck pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+pytest: $(INSTALLED)
+	$(BIN)/pytest
+
+model: $(INSTALLED)
+	$(BIN)/python model/train.py
+
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/predictor_speed.py
+	$(BIN)/python benchmarks/cost_model.py
+
+clean:
+	rm -rf $(VENV) out build .pytest_cache .mypy_cache .ruff_cache

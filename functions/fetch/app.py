@@ -1,0 +1,34 @@
+"""Fetch: claim the new object version and plan its byte-range chunks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from predictflow import steps
+from predictflow.runtime import build_stores, log_keys
+from predictflow.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = Settings.from_env()
+stores = build_stores(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(**log_keys(event))
+    plan = steps.fetch(event["event"], event["execution_arn"], settings, stores)
+    if plan["duplicate"]:
+        logger.info("duplicate event: object already claimed", extra={"claimed_by": plan["claimed_by"]})
+        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+    else:
+        logger.info("planned chunks", extra={"chunks": len(plan["chunks"]), "bytes": plan["object"]["size"]})
+        metrics.add_metric(name="ChunksPlanned", unit=MetricUnit.Count, value=len(plan["chunks"]))
+    return plan

@@ -1,0 +1,31 @@
+"""Predict: score the valid records of one chunk with the configured backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from predictflow import steps
+from predictflow.runtime import build_predictor, build_stores, log_keys
+from predictflow.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = Settings.from_env()
+stores = build_stores(settings)
+predictor = build_predictor(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(**log_keys(event), chunk=event["chunk"]["index"])
+    batch, predicted = steps.predict(event, predictor, stores)
+    logger.info("predicted chunk", extra={"predicted": predicted, "model_version": predictor.model_version})
+    metrics.add_metric(name="RecordsPredicted", unit=MetricUnit.Count, value=predicted)
+    return batch

@@ -1,0 +1,45 @@
+"""Route: write each record to the predictions or the dead-letter output, and close the file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from predictflow import steps
+from predictflow.runtime import build_stores, log_keys
+from predictflow.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = Settings.from_env()
+stores = build_stores(settings)
+
+ACTIONS: dict[str, Callable[[dict[str, Any], steps.Stores], dict[str, Any]]] = {
+    "route_chunk": steps.route_chunk,
+    "dead_letter_chunk": steps.dead_letter_chunk,
+    "dead_letter_file": steps.dead_letter_file,
+    "finalize": steps.finalize,
+}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    action = event["action"]
+    logger.append_keys(**log_keys(event), action=action)
+    result = ACTIONS[action](event, stores)
+    counts = {k: v for k, v in result.items() if k in ("status", "records", "predicted", "dead_lettered")}
+    logger.info(f"{action} done", extra=counts)
+    if action == "route_chunk":
+        metrics.add_metric(name="PredictionsWritten", unit=MetricUnit.Count, value=result["predicted"])
+    # The dead-letter alarm watches this metric: anything written to the table counts.
+    metrics.add_metric(
+        name="DeadLetteredRecords", unit=MetricUnit.Count, value=result["dead_letters_written"]
+    )
+    return result

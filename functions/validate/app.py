@@ -1,0 +1,31 @@
+"""Validate: read one chunk of the source object and check every line against the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from predictflow import steps
+from predictflow.runtime import build_stores, log_keys
+from predictflow.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = Settings.from_env()
+stores = build_stores(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(**log_keys(event), chunk=event["chunk"]["index"])
+    batch, counts = steps.validate(event, stores)
+    logger.info("validated chunk", extra=counts)
+    metrics.add_metric(name="RecordsValid", unit=MetricUnit.Count, value=counts["valid"])
+    metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=counts["rejected"])
+    return batch

@@ -1,0 +1,205 @@
+"""`predictflow local`: the whole pipeline on this machine, deployed from template.yaml."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from predictflow.outputs import object_folder, read_dead_letters, read_manifest, read_predictions
+
+
+@dataclass
+class FileResult:
+    file: str
+    key: str
+    execution: str
+    status: str
+    records: int
+    predicted: int
+    dead_lettered: int
+    seconds: float
+
+
+@click.group()
+def local() -> None:
+    """Run the pipeline locally: no AWS account, no Docker."""
+
+
+@local.command("run")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write predictions and dead-letter entries as JSON lines under this folder.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for all executions.")
+def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: float) -> None:
+    """Start the local stack, upload FILES under the input prefix and wait for every
+    execution: the S3 event starts each one through the EventBridge rule, as on AWS."""
+    from predictflow.local.stack import LocalStack
+
+    started = time.monotonic()
+    with LocalStack() as stack:
+        deploy_seconds = time.monotonic() - started
+        if not as_json:
+            click.echo(f"local stack deployed from template.yaml in {deploy_seconds:.1f}s", err=True)
+            for note in stack.deployment.notes if stack.deployment else []:
+                click.echo(f"note: {note}", err=True)
+        started_at: dict[str, float] = {}
+        finished: dict[str, FileResult] = {}
+        by_key: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def record(arn: str, event: dict[str, Any]) -> None:
+            with lock:
+                by_key[event["detail"]["object"]["key"]] = arn
+
+        stack.on_execution_started(record)
+        uploads: list[tuple[Path, str, str]] = []
+        s3 = stack.client("s3")
+        prefix = stack.outputs["InputPrefix"]
+        for path in files:
+            key = f"{prefix}{path.name}"
+            started_at[key] = time.monotonic()
+            response = s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=path.read_bytes())
+            uploads.append((path, key, str(response.get("VersionId") or response["ETag"].strip('"'))))
+        _wait(
+            stack,
+            uploads,
+            by_key,
+            started_at,
+            finished,
+            timeout,
+            show_progress=sys.stderr.isatty() and not as_json,
+        )
+        results = [finished[key] for _, key, _ in uploads]
+        if out_dir is not None:
+            _write_outputs(stack, uploads, out_dir)
+    _report(results, as_json)
+    if any(result.status not in ("SUCCEEDED", "FAILED") for result in results):
+        raise SystemExit(1)
+
+
+def _wait(
+    stack: Any,
+    uploads: list[tuple[Path, str, str]],
+    by_key: dict[str, str],
+    started_at: dict[str, float],
+    finished: dict[str, FileResult],
+    timeout: float,
+    show_progress: bool,
+) -> None:
+    from rich.progress import Progress
+
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    with Progress(disable=not show_progress, transient=True) as progress:
+        task = progress.add_task("executions", total=len(uploads))
+        while len(finished) < len(uploads):
+            for path, key, version in uploads:
+                if key in finished or key not in by_key:
+                    continue
+                described = sfn.describe_execution(executionArn=by_key[key])
+                if described["status"] == "RUNNING":
+                    continue
+                finished[key] = _result(
+                    stack, path, key, version, described, time.monotonic() - started_at[key]
+                )
+                progress.advance(task)
+            if time.monotonic() > deadline:
+                for path, key, _ in uploads:
+                    finished.setdefault(
+                        key,
+                        FileResult(
+                            str(path), key, by_key.get(key, ""), "TIMED_OUT_WAITING", 0, 0, 0, timeout
+                        ),
+                    )
+                return
+            time.sleep(0.02)
+
+
+def _result(
+    stack: Any, path: Path, key: str, version: str, described: dict[str, Any], seconds: float
+) -> FileResult:
+    outputs = stack.outputs
+    manifest = read_manifest(
+        stack.client("s3"),
+        outputs["OutputBucketName"],
+        object_folder(outputs["PredictionsPrefix"], key, version),
+    )
+    if manifest is not None:
+        records, predicted, dead = manifest["records"], manifest["predicted"], manifest["dead_lettered"]
+    else:  # rejected as a whole before any chunk ran: its entries are all there is
+        dead = len(
+            read_dead_letters(stack.client("dynamodb"), outputs["DeadLetterTableName"], source_key=key)
+        )
+        records, predicted = 0, 0
+    return FileResult(
+        str(path),
+        key,
+        described["executionArn"],
+        described["status"],
+        int(records),
+        int(predicted),
+        int(dead),
+        round(seconds, 3),
+    )
+
+
+def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], out_dir: Path) -> None:
+    outputs = stack.outputs
+    s3, dynamodb = stack.client("s3"), stack.client("dynamodb")
+    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    (out_dir / "dead-letter").mkdir(parents=True, exist_ok=True)
+    for path, key, version in uploads:
+        folder = object_folder(outputs["PredictionsPrefix"], key, version)
+        with (out_dir / "predictions" / f"{path.name}.jsonl").open("w") as out:
+            for prediction in read_predictions(s3, outputs["OutputBucketName"], folder):
+                out.write(json.dumps(prediction) + "\n")
+        with (out_dir / "dead-letter" / f"{path.name}.jsonl").open("w") as out:
+            for entry in read_dead_letters(dynamodb, outputs["DeadLetterTableName"], source_key=key):
+                out.write(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}) + "\n")
+
+
+def _report(results: list[FileResult], as_json: bool) -> None:
+    totals = {
+        name: sum(getattr(r, name) for r in results) for name in ("records", "predicted", "dead_lettered")
+    }
+    if as_json:
+        click.echo(json.dumps({"files": [asdict(r) for r in results], "totals": totals}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="predictflow local run")
+    for column in ("file", "execution", "status", "records", "predicted", "dead-lettered", "seconds"):
+        table.add_column(
+            column,
+            justify="right" if column in ("records", "predicted", "dead-lettered", "seconds") else "left",
+        )
+    for r in results:
+        style = "green" if r.status == "SUCCEEDED" else "red"
+        table.add_row(
+            r.file,
+            r.execution.rsplit(":", 1)[-1][:8],
+            f"[{style}]{r.status}[/]",
+            str(r.records),
+            str(r.predicted),
+            str(r.dead_lettered),
+            f"{r.seconds:.2f}",
+        )
+    table.add_row(
+        "total", "", "", str(totals["records"]), str(totals["predicted"]), str(totals["dead_lettered"]), ""
+    )
+    Console().print(table)

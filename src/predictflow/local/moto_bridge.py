@@ -1,0 +1,288 @@
+"""Everything the local stack adds to moto, in one place.
+
+moto runs S3, EventBridge, DynamoDB and the Step Functions interpreter, but on this machine it
+cannot run Lambda code (it needs Docker) and it does not deliver EventBridge events to a
+state machine target. This module fills exactly those two gaps:
+
+1. `LambdaInvoker`: Lambda `Invoke` calls for the stack's functions run the real handler
+   in-process, with the Lambda error contract: an exception becomes `FunctionError` with a
+   `{"errorType", "errorMessage", "stackTrace"}` payload, which is what the state machine's
+   Retry and Catch match. A handler that overruns its timeout is reported as
+   `Sandbox.Timedout`, as Lambda reports it.
+2. EventBridge delivery to `states` targets: when a rule matches, an execution starts with
+   the event as its input, as on AWS. S3's events are first given the shape AWS sends
+   (`etag`, a unique `sequencer`, an ISO `time`), which moto 5.2.5 does not.
+
+It is written for one moto version and refuses any other: tests/local/test_moto_bridge.py
+pins the moto behaviours it relies on, so an upgrade that changes them fails loudly.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+
+import moto
+
+MOTO_VERSION: Final = "5.2.5"
+LOG = logging.getLogger("predictflow.local")
+
+
+class MotoBridgeError(RuntimeError):
+    """The installed moto is not the one this bridge was written for."""
+
+
+def check_moto_version() -> None:
+    if moto.__version__ != MOTO_VERSION:
+        raise MotoBridgeError(
+            f"the local stack is written for moto {MOTO_VERSION}; found moto {moto.__version__}. "
+            "Install the pinned version (pip install -e .) or update predictflow/local/moto_bridge.py "
+            "and its tests."
+        )
+
+
+@dataclass
+class LambdaContext:
+    """What the Lambda runtime passes as `context`, enough for powertools."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _deadline: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class LocalFunction:
+    name: str
+    arn: str
+    handler: Callable[[Any, Any], Any]
+    timeout_seconds: float
+    memory_mb: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def load_handler(code_dir: Path, handler: str, module_alias: str) -> Callable[[Any, Any], Any]:
+    """Import `module.function` from a function's code folder, as the Lambda runtime would,
+    under a unique module name (every function's module is called `app`)."""
+    module_name, function_name = handler.rsplit(".", 1)
+    path = code_dir / f"{module_name.replace('.', '/')}.py"
+    spec = importlib.util.spec_from_file_location(module_alias, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"handler module not found: {path}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function_name)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class LambdaInvoker:
+    """Runs the stack's functions in this process, one invocation per function at a time
+    (one warm container each), and answers moto's Lambda `Invoke` for them."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, LocalFunction] = {}
+        self.invocations: dict[str, int] = {}
+        self._listeners: list[Callable[[str, dict[str, Any], float, str | None], None]] = []
+
+    def register(self, function: LocalFunction) -> None:
+        self._functions[function.name] = function
+        self._functions[function.arn] = function
+
+    def on_invoke(self, listener: Callable[[str, dict[str, Any], float, str | None], None]) -> None:
+        """Call `listener(function, event, seconds, error_type)` after each invocation."""
+        self._listeners.append(listener)
+
+    def knows(self, function_name: str) -> bool:
+        return self._lookup(function_name) is not None
+
+    def _lookup(self, function_name: str) -> LocalFunction | None:
+        found = self._functions.get(function_name)
+        if found is None and function_name.startswith("arn:"):
+            found = self._functions.get(function_name.split(":")[6])
+        return found
+
+    def invoke(self, function_name: str, event: Any) -> tuple[bytes, bool]:
+        """Returns (payload, errored), as Lambda's RequestResponse invoke does."""
+        function = self._lookup(function_name)
+        if function is None:
+            raise KeyError(function_name)
+        result: dict[str, Any] = {}
+        context = LambdaContext(function.name, function.arn, function.memory_mb, function.timeout_seconds)
+
+        def run() -> None:
+            try:
+                result["value"] = function.handler(event, context)
+            except Exception as error:  # noqa: BLE001 - the Lambda contract reports every exception
+                result["error"] = {
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error),
+                    "stackTrace": traceback.format_exception(error),
+                }
+
+        started = time.monotonic()
+        with function.lock:
+            context._deadline = started + function.timeout_seconds
+            worker = threading.Thread(target=run, name=f"lambda-{function.name}", daemon=True)
+            worker.start()
+            worker.join(function.timeout_seconds)
+            if worker.is_alive():
+                result = {
+                    "error": {
+                        "errorType": "Sandbox.Timedout",
+                        "errorMessage": f"Task timed out after {function.timeout_seconds:.2f} seconds",
+                    }
+                }
+        seconds = time.monotonic() - started
+        self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
+        error = result.get("error")
+        for listener in self._listeners:
+            listener(function.name, event, seconds, error["errorType"] if error else None)
+        if error is not None:
+            return json.dumps(error).encode(), True
+        return json.dumps(result.get("value")).encode(), False
+
+
+_sequencer = itertools.count(1)
+
+
+def aws_shaped_s3_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Give moto's S3 "Object Created" event the fields AWS sends."""
+    if event.get("source") != "aws.s3":
+        return event
+    shaped = copy.deepcopy(event)
+    detail_object = shaped.get("detail", {}).get("object", {})
+    if "eTag" in detail_object:
+        detail_object["etag"] = detail_object.pop("eTag")
+    # AWS sequencers grow per key; moto sends one constant, which would make every upload
+    # of the same key look like one event.
+    detail_object["sequencer"] = f"{time.time_ns():016X}{next(_sequencer):08X}"
+    if isinstance(shaped.get("time"), int | float):
+        shaped["time"] = datetime.fromtimestamp(shaped["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    shaped["id"] = str(uuid.uuid4())
+    return shaped
+
+
+class MotoBridge:
+    """Installs the two hooks into moto and removes them on `close()`."""
+
+    def __init__(self, invoker: LambdaInvoker) -> None:
+        check_moto_version()
+        self.invoker = invoker
+        self.delivery_errors: list[str] = []
+        self._execution_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._undo: list[Callable[[], None]] = []
+
+    def on_execution_started(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        self._execution_listeners.append(listener)
+
+    def install(self) -> MotoBridge:
+        from moto.awslambda.models import LambdaBackend
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.events.models import Rule
+
+        # moto picks LambdaSimpleBackend when Docker is off and LambdaBackend otherwise;
+        # both answer Invoke through their own `invoke`.
+        originals = {cls: cls.invoke for cls in (LambdaBackend, LambdaSimpleBackend)}
+        original_send = Rule.send_to_targets
+        bridge = self
+
+        def invoke(
+            backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        ) -> Any:
+            if not bridge.invoker.knows(function_name):
+                original = originals[type(backend)]
+                return original(backend, function_name, qualifier, body, headers, response_headers)
+            event = json.loads(body) if body else {}
+            payload, errored = bridge.invoker.invoke(function_name, event)
+            if errored:
+                response_headers["x-amz-function-error"] = "Unhandled"
+            response_headers["Content-Length"] = str(len(payload))
+            return payload
+
+        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
+            if not rule.event_pattern.matches_event(original_event):
+                return
+            others = [t for t in rule.targets if t["Arn"].split(":")[2] != "states"]
+            for target in rule.targets:
+                if target["Arn"].split(":")[2] == "states":
+                    bridge._start_execution(rule, target, original_event)
+            if others:
+                shallow = copy.copy(rule)
+                shallow.targets = others
+                original_send(shallow, original_event, transform_input)
+
+        for cls in originals:
+            cls.invoke = invoke  # type: ignore[method-assign, assignment]
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
+
+        def undo() -> None:
+            for cls, original in originals.items():
+                cls.invoke = original  # type: ignore[method-assign, assignment]
+            Rule.send_to_targets = original_send  # type: ignore[method-assign, assignment]
+
+        self._undo.append(undo)
+        return self
+
+    def _start_execution(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+        from moto.stepfunctions.responses import get_backend
+
+        # moto's S3 notifier swallows every exception from here, so failures are logged
+        # and kept for the caller to report rather than lost.
+        try:
+            shaped = aws_shaped_s3_event(event)
+            if "Input" in target:
+                execution_input = target["Input"]
+            elif "InputPath" in target:
+                raise MotoBridgeError("InputPath targets are not supported by the local stack")
+            else:
+                execution_input = json.dumps(shaped)
+            arn = target["Arn"]
+            account, region = arn.split(":")[4], arn.split(":")[3]
+            execution = get_backend(account, region).start_execution(arn, str(uuid.uuid4()), execution_input)
+            for listener in self._execution_listeners:
+                listener(execution.execution_arn, shaped)
+        except Exception as error:
+            message = f"rule {rule.name}: could not start {target.get('Arn')}: {error!r}"
+            LOG.exception(message)
+            self.delivery_errors.append(message)
+            raise
+
+    def close(self) -> None:
+        while self._undo:
+            self._undo.pop()()

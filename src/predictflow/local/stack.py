@@ -1,0 +1,185 @@
+"""The local stack: S3, EventBridge, Step Functions, DynamoDB and the real Lambda handlers in
+one process, deployed from template.yaml, with no AWS account and no Docker.
+
+    with LocalStack() as stack:                 # moto in-process, template deployed
+        stack.upload(Path("events/records-good.csv"))
+        stack.wait_for_executions(1)
+
+`LocalStack(server_port=4566)` serves the same stack on 127.0.0.1 for the CLI and any AWS SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+from botocore.config import Config
+
+from predictflow.local.deploy import Deployer, Deployment
+from predictflow.local.moto_bridge import LambdaInvoker, MotoBridge, check_moto_version
+
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]
+TEMPLATE: Final = PROJECT_ROOT / "template.yaml"
+REGION: Final = "us-east-1"
+FINISHED: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+LOCAL_ENVIRONMENT: Final = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    # No X-Ray daemon and no CloudWatch locally: tracing off, metrics not flushed to stdout.
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+
+
+class LocalStack:
+    def __init__(
+        self,
+        template: Path = TEMPLATE,
+        parameters: dict[str, str] | None = None,
+        *,
+        stack_name: str = "predictflow-local",
+        server_port: int | None = None,
+        log_level: str = "WARNING",
+    ) -> None:
+        check_moto_version()
+        self.template = template
+        self.parameters = parameters or {}
+        self.stack_name = stack_name
+        self.server_port = server_port
+        self.log_level = log_level
+        self.invoker = LambdaInvoker()
+        self.deployment: Deployment | None = None
+        self.started_executions: list[str] = []
+        self._lock = threading.Lock()
+        self._mock: Any = None
+        self._server: Any = None
+        self._bridge: MotoBridge | None = None
+        self._saved_environment: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Deployment:
+        from moto import mock_aws
+        from moto.core.config import default_user_config
+
+        self._set_environment(LOCAL_ENVIRONMENT)
+        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        if self.server_port is None:
+            self._mock = mock_aws(config=config)  # type: ignore[call-overload]
+            self._mock.start()
+        else:
+            from moto.server import ThreadedMotoServer
+
+            default_user_config["stepfunctions"]["execute_state_machine"] = True
+            # moto's Step Functions engine calls back into the server through this port.
+            self._set_environment(
+                {
+                    "MOTO_PORT": str(self.server_port),
+                    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.server_port}",
+                    "AWS_ACCESS_KEY_ID": "local",
+                    "AWS_SECRET_ACCESS_KEY": "local",
+                }
+            )
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port)
+            self._server.start()
+        self._bridge = MotoBridge(self.invoker).install()
+        self._bridge.on_execution_started(self._record_execution)
+        deployer = Deployer(self.client, self.invoker, REGION, {"POWERTOOLS_LOG_LEVEL": self.log_level})
+        self.deployment = deployer.deploy(self.template, self.stack_name, self.parameters)
+        return self.deployment
+
+    def stop(self) -> None:
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment = {}
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _set_environment(self, variables: dict[str, str]) -> None:
+        for name, value in variables.items():
+            self._saved_environment.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    # ------------------------------------------------------------------ access
+    @property
+    def endpoint_url(self) -> str | None:
+        return None if self.server_port is None else f"http://127.0.0.1:{self.server_port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        if self.deployment is None:
+            raise RuntimeError("the local stack is not started")
+        return self.deployment.outputs
+
+    @property
+    def delivery_errors(self) -> list[str]:
+        return [] if self._bridge is None else list(self._bridge.delivery_errors)
+
+    def on_execution_started(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        if self._bridge is None:
+            raise RuntimeError("the local stack is not started")
+        self._bridge.on_execution_started(listener)
+
+    def _record_execution(self, execution_arn: str, _event: dict[str, Any]) -> None:
+        with self._lock:
+            self.started_executions.append(execution_arn)
+
+    # ------------------------------------------------------------------ the main job
+    def upload(self, path: Path, key: str | None = None, body: bytes | None = None) -> str:
+        """Put a file under the input prefix; the bucket's event starts its execution."""
+        key = key or f"{self.outputs['InputPrefix']}{path.name}"
+        data = body if body is not None else path.read_bytes()
+        self.client("s3").put_object(Bucket=self.outputs["InputBucketName"], Key=key, Body=data)
+        return key
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        return dict(self.client("stepfunctions").describe_execution(executionArn=execution_arn))
+
+    def wait_for_executions(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until `count` executions have started and all of them have finished."""
+        deadline = time.monotonic() + timeout
+        sfn = self.client("stepfunctions")
+        while True:
+            with self._lock:
+                arns = list(self.started_executions)
+            if len(arns) >= count:
+                described = [sfn.describe_execution(executionArn=arn) for arn in arns]
+                if all(d["status"] in FINISHED for d in described):
+                    return described
+            if self.delivery_errors:
+                raise RuntimeError("; ".join(self.delivery_errors))
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(arns)} of {count} executions started; not all finished within {timeout:.0f}s"
+                )
+            time.sleep(0.02)

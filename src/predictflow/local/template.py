@@ -1,0 +1,223 @@
+"""Read template.yaml the way CloudFormation does: SAM transform, then intrinsic functions.
+
+The SAM transform is aws-sam-translator, the library SAM itself uses. What follows it,
+resolving `Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::If` and friends against the parameters and the
+resources created so far, is the small part of CloudFormation the local stack needs; any
+intrinsic it does not know is an error, never passed through.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+NO_VALUE: Final = object()
+_SHORT_FORMS: Final = (
+    "Ref",
+    "Sub",
+    "GetAtt",
+    "If",
+    "Equals",
+    "Join",
+    "Select",
+    "Split",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "Base64",
+    "GetAZs",
+    "ImportValue",
+    "Condition",
+    "Cidr",
+)
+
+
+class TemplateError(RuntimeError):
+    """template.yaml uses something the local stack cannot reproduce."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (`!Ref X`, `!GetAtt A.B`, ...)."""
+
+
+def _short_form(tag: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        value: Any
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        if tag == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+        return {"Ref" if tag in ("Ref", "Condition") else f"Fn::{tag}": value}
+
+    return construct
+
+
+for _tag in _SHORT_FORMS:
+    _CfnLoader.add_constructor(f"!{_tag}", _short_form(_tag))
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    document = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    if not isinstance(document, dict) or "Resources" not in document:
+        raise TemplateError(f"{path} is not a CloudFormation template")
+    return document
+
+
+@dataclass(frozen=True)
+class TransformedTemplate:
+    template: dict[str, Any]
+    code_dirs: dict[str, Path]
+    """Logical id of each function (and layer) -> its local code folder."""
+
+
+def transform(path: Path, region: str) -> TransformedTemplate:
+    """Expand the SAM resources into plain CloudFormation, keeping the local code paths."""
+    from samtranslator.translator.transform import transform as sam_transform
+
+    template = load_template(path)
+    root = path.parent
+    code_dirs: dict[str, Path] = {}
+    for name, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
+                code_dirs[name] = root / properties[key]
+                properties[key] = f"s3://predictflow-local-code/{name}"
+        if isinstance(properties.get("DefinitionUri"), str):
+            definition_path = root / properties.pop("DefinitionUri")
+            if not definition_path.is_file():
+                raise TemplateError(f"{name}: DefinitionUri {definition_path} does not exist")
+            properties["Definition"] = json.loads(definition_path.read_text())
+    for name, folder in code_dirs.items():
+        if not folder.is_dir():
+            raise TemplateError(f"{name}: code folder {folder} does not exist")
+
+    class _NoManagedPolicies:
+        """The template names no managed policy by name, so none needs looking up."""
+
+        def load(self) -> dict[str, str]:
+            return {}
+
+    transformed = sam_transform(copy.deepcopy(template), {"AWS::Region": region}, _NoManagedPolicies())
+    return TransformedTemplate(transformed, code_dirs)
+
+
+@dataclass
+class Resolver:
+    """Evaluates intrinsic functions against parameters, conditions and created resources."""
+
+    parameters: dict[str, Any]
+    pseudo: dict[str, str]
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+    conditions: dict[str, bool] = field(default_factory=dict)
+
+    def evaluate_conditions(self, definitions: Mapping[str, Any]) -> None:
+        for name, expression in definitions.items():
+            self.conditions[name] = bool(self.resolve(expression))
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref" or key.startswith("Fn::"):
+                return self._intrinsic(key, argument)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        for table in (self.parameters, self.pseudo, self.refs):
+            if name in table:
+                return table[name]
+        raise TemplateError(f"Ref to {name!r}, which is neither a parameter nor a created resource")
+
+    def _get_att(self, resource: str, attribute: str) -> str:
+        try:
+            return self.attributes[(resource, attribute)]
+        except KeyError:
+            raise TemplateError(f"Fn::GetAtt {resource}.{attribute} is not available locally") from None
+
+    def _intrinsic(self, key: str, argument: Any) -> Any:
+        if key == "Ref":
+            return self._ref(argument)
+        if key == "Fn::GetAtt":
+            resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            return self._get_att(resource, attribute)
+        if key == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            return self._sub(text, {k: self.resolve(v) for k, v in variables.items()})
+        if key == "Fn::Join":
+            delimiter, items = argument
+            return delimiter.join(str(item) for item in self.resolve(items))
+        if key == "Fn::If":
+            condition, when_true, when_false = argument
+            return self.resolve(when_true if self.conditions[condition] else when_false)
+        if key == "Fn::Equals":
+            left, right = (self.resolve(item) for item in argument)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self.resolve(argument[0])
+        if key == "Fn::And":
+            return all(self.resolve(item) for item in argument)
+        if key == "Fn::Or":
+            return any(self.resolve(item) for item in argument)
+        if key == "Fn::Select":
+            index, items = argument
+            return self.resolve(items)[int(self.resolve(index))]
+        if key == "Fn::Split":
+            delimiter, text = argument
+            return str(self.resolve(text)).split(delimiter)
+        raise TemplateError(f"intrinsic function {key} is not supported by the local stack")
+
+    def _sub(self, text: str, variables: dict[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name and name.split(".", 1)[0] not in self.parameters:
+                return str(self._get_att(*name.split(".", 1)))
+            return str(self._ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
+def references(value: Any) -> set[str]:
+    """The logical ids a resource's properties point at (for ordering the deployment)."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item[0] if isinstance(item, list) else item.split(".", 1)[0])
+            elif key == "Fn::Sub":
+                text = item if isinstance(item, str) else item[0]
+                found |= {name.split(".", 1)[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                if isinstance(item, list):
+                    found |= references(item[1])
+            else:
+                found |= references(item)
+    return found

@@ -1,0 +1,308 @@
+"""The pipeline's steps as plain functions; the Lambda handlers in functions/ are thin
+wrappers that add logging, tracing and metrics.
+
+    Fetch       claim the object version, plan byte-range chunks at line boundaries
+    Validate    read a chunk, parse and validate every line
+    Predict     score the chunk's valid records
+    Route       write predictions and dead-letter entries, one per record
+    Finalize    add up the chunks, write the manifest, decide the outcome
+
+Payloads between steps are JSON: a batch is `{"records": [[line, [14 values], actual]],
+"rejections": [[line, raw, error_type, message]], "probabilities": [...]}`, stashed in S3
+when it is too large for the state (see `WorkStore`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from predictflow.errors import FileTooLarge
+from predictflow.predictors import Predictor, label_for
+from predictflow.records import parse_chunk
+from predictflow.schema import FEATURE_NAMES
+from predictflow.settings import Settings
+from predictflow.storage import (
+    DeadLetter,
+    DeadLetterStore,
+    Ledger,
+    ObjectRef,
+    PredictionStore,
+    SourceReader,
+    WorkStore,
+    now,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The storage the steps use, built once per container from the settings."""
+
+    source: SourceReader
+    work: WorkStore
+    predictions: PredictionStore
+    dead_letters: DeadLetterStore
+    ledger: Ledger
+
+    @classmethod
+    def create(cls, settings: Settings, s3: Any, dynamodb: Any) -> Stores:
+        return cls(
+            source=SourceReader(s3),
+            work=WorkStore(s3, settings.output_bucket, settings.work_prefix),
+            predictions=PredictionStore(s3, settings.output_bucket, settings.predictions_prefix),
+            dead_letters=DeadLetterStore(dynamodb, settings.dead_letter_table),
+            ledger=Ledger(dynamodb, settings.ledger_table),
+        )
+
+
+def execution_name(execution_arn: str) -> str:
+    return execution_arn.rsplit(":", 1)[-1]
+
+
+def fetch(event: dict[str, Any], execution_arn: str, settings: Settings, stores: Stores) -> dict[str, Any]:
+    ref = ObjectRef.from_event(event)
+    holder = stores.ledger.claim(ref, execution_arn)
+    plan: dict[str, Any] = {
+        "object": ref.as_dict(),
+        "execution_arn": execution_arn,
+        "duplicate": holder is not None,
+        "chunks": [],
+    }
+    if holder is not None:
+        plan["claimed_by"] = holder
+        return plan
+    if ref.size > settings.max_file_bytes:
+        raise FileTooLarge(
+            f"s3://{ref.bucket}/{ref.key} is {ref.size} bytes; the limit is {settings.max_file_bytes}"
+        )
+    size = stores.source.head(ref)
+    if size <= settings.chunk_bytes:
+        plan["chunks"] = [{"index": 1, "first_line": 1, "start": 0, "end": size}]
+    else:
+        plan["chunks"] = plan_chunks(stores.source.stream(ref), settings.chunk_bytes)
+    return plan
+
+
+def plan_chunks(blocks: Iterable[bytes], chunk_bytes: int) -> list[dict[str, int]]:
+    """Cut a stream into chunks of about `chunk_bytes`, each ending at a line break, and
+    number their first lines. Reads the stream once and holds one block at a time."""
+    chunks: list[dict[str, int]] = []
+    start, start_line = 0, 1  # the open chunk: its offset and its first line
+    offset, line = 0, 1  # the current block's offset; the line number at `position`
+    for block in blocks:
+        position = 0
+        while (wanted := start + chunk_bytes - 1 - offset) < len(block):
+            newline = block.find(b"\n", max(wanted, position))
+            if newline < 0:
+                break
+            line += block.count(b"\n", position, newline + 1)
+            end = offset + newline + 1
+            chunks.append({"index": len(chunks) + 1, "first_line": start_line, "start": start, "end": end})
+            start, start_line, position = end, line, newline + 1
+        line += block.count(b"\n", position)
+        offset += len(block)
+    if offset > start or not chunks:
+        chunks.append({"index": len(chunks) + 1, "first_line": start_line, "start": start, "end": offset})
+    return chunks
+
+
+def _stash_name(execution_arn: str, chunk: dict[str, Any], stage: str) -> str:
+    return f"{execution_name(execution_arn)}/chunk-{int(chunk['index']):05d}/{stage}"
+
+
+def validate(payload: dict[str, Any], stores: Stores) -> tuple[dict[str, Any], dict[str, int]]:
+    ref = ObjectRef.from_dict(payload["object"])
+    chunk = payload["chunk"]
+    data = stores.source.read_range(ref, int(chunk["start"]), int(chunk["end"]))
+    first_line = int(chunk["first_line"])
+    batch = parse_chunk(data, first_line, allow_header=first_line == 1)
+    out = {
+        "records": [
+            [line, list(values), actual]
+            for line, values, actual in zip(batch.lines, batch.rows(), batch.actual, strict=True)
+        ],
+        "rejections": [[r.line, r.raw, r.reason.value, r.message] for r in batch.rejections],
+    }
+    counts = {"valid": len(batch), "rejected": len(batch.rejections)}
+    return stores.work.stash(out, _stash_name(payload["execution_arn"], chunk, "validated")), counts
+
+
+def predict(payload: dict[str, Any], predictor: Predictor, stores: Stores) -> tuple[dict[str, Any], int]:
+    batch = stores.work.unstash(payload["batch"])
+    predictions = predictor.predict([values for _, values, _ in batch["records"]])
+    batch["probabilities"] = [prediction.probability for prediction in predictions]
+    batch["model_version"] = predictor.model_version
+    envelope = stores.work.stash(batch, _stash_name(payload["execution_arn"], payload["chunk"], "predicted"))
+    return envelope, len(predictions)
+
+
+def route_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
+    ref = ObjectRef.from_dict(payload["object"])
+    execution_arn = payload["execution_arn"]
+    chunk = payload["chunk"]
+    batch = stores.work.unstash(payload["batch"])
+    model_version = batch["model_version"]
+    predictions = []
+    for (line, values, actual), probability in zip(batch["records"], batch["probabilities"], strict=True):
+        entry = {
+            "source_bucket": ref.bucket,
+            "source_key": ref.key,
+            "version_id": ref.version_id,
+            "line": line,
+            "features": dict(zip(FEATURE_NAMES, values, strict=True)),
+            "label": label_for(probability),
+            "probability": probability,
+            "model_version": model_version,
+            "execution_arn": execution_arn,
+        }
+        if actual is not None:
+            entry["actual"] = actual
+        predictions.append(entry)
+    if predictions:
+        stores.predictions.write_part(ref, int(chunk["index"]), predictions)
+    at = now()
+    dead = [
+        DeadLetter(ref.bucket, ref.key, ref.version_id, line, raw, error_type, message, execution_arn, at)
+        for line, raw, error_type, message in batch["rejections"]
+    ]
+    stores.dead_letters.put(dead)
+    return _counts(chunk, records=len(predictions) + len(dead), predicted=len(predictions), dead=len(dead))
+
+
+def _counts(
+    chunk: dict[str, Any], *, records: int, predicted: int, dead: int, failed: int = 0
+) -> dict[str, Any]:
+    return {
+        "chunk": int(chunk["index"]),
+        "records": records,
+        "predicted": predicted,
+        "dead_lettered": dead,
+        "failed": failed,
+        "dead_letters_written": dead,
+    }
+
+
+def _error_of(state: dict[str, Any]) -> tuple[str, str]:
+    error = state.get("error") or {}
+    return str(error.get("Error", "Unknown")), str(error.get("Cause", ""))[:2000]
+
+
+def dead_letter_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
+    """A chunk whose step failed for good: dead-letter each of its records with that error.
+
+    If the chunk was validated, its records are known one by one; if it could not even be
+    read, one entry for its first line stands for the whole byte range.
+    """
+    ref = ObjectRef.from_dict(payload["object"])
+    execution_arn = payload["execution_arn"]
+    chunk = payload["chunk"]
+    state = payload["state"]
+    error_type, cause = _error_of(state)
+    at = now()
+    validated = state.get("validated")
+    if validated is None:
+        message = (
+            f"lines from {chunk['first_line']} (bytes {chunk['start']}-{chunk['end']}) "
+            f"could not be read: {cause}"
+        )
+        entry = DeadLetter(
+            ref.bucket,
+            ref.key,
+            ref.version_id,
+            int(chunk["first_line"]),
+            "",
+            error_type,
+            message,
+            execution_arn,
+            at,
+        )
+        stores.dead_letters.put([entry])
+        return _counts(chunk, records=0, predicted=0, dead=1, failed=1)
+    batch = stores.work.unstash(validated["batch"])
+    entries = [
+        DeadLetter(
+            ref.bucket,
+            ref.key,
+            ref.version_id,
+            line,
+            ", ".join(map(str, values + ([actual] if actual else []))),
+            error_type,
+            f"not predicted: {cause}",
+            execution_arn,
+            at,
+        )
+        for line, values, actual in batch["records"]
+    ] + [
+        DeadLetter(ref.bucket, ref.key, ref.version_id, line, raw, kind, message, execution_arn, at)
+        for line, raw, kind, message in batch["rejections"]
+    ]
+    stores.dead_letters.put(entries)
+    return _counts(chunk, records=len(entries), predicted=0, dead=len(entries), failed=1)
+
+
+def dead_letter_file(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
+    """The file could not be processed at all: one entry, line 0, says why."""
+    event = payload["event"]
+    error_type, cause = _error_of(event)
+    try:
+        ref = ObjectRef.from_event(event)
+        bucket, key, version = ref.bucket, ref.key, ref.version_id
+    except Exception:  # noqa: BLE001 - an unreadable event is itself the thing to record
+        bucket, key, version = "unknown", "unknown", None
+    entry = DeadLetter(bucket, key, version, 0, "", error_type, cause, payload["execution_arn"], now())
+    stores.dead_letters.put([entry])
+    return {"source_key": key, "dead_letters_written": 1}
+
+
+def finalize(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
+    ref = ObjectRef.from_dict(payload["object"])
+    execution_arn = payload["execution_arn"]
+    chunk_counts: list[dict[str, Any]] = payload["chunk_counts"]
+    totals = {
+        name: sum(int(counts[name]) for counts in chunk_counts)
+        for name in ("records", "predicted", "dead_lettered")
+    }
+    failed_chunks = sum(int(counts["failed"]) for counts in chunk_counts)
+    written = 0
+    if totals["records"] == 0 and failed_chunks == 0:
+        stores.dead_letters.put(
+            [
+                DeadLetter(
+                    ref.bucket,
+                    ref.key,
+                    ref.version_id,
+                    0,
+                    "",
+                    "NoRecords",
+                    "the file holds no record lines (empty, blank or header only)",
+                    execution_arn,
+                    now(),
+                )
+            ]
+        )
+        totals["dead_lettered"] = written = 1
+    status = "SUCCEEDED" if failed_chunks == 0 and totals["records"] > 0 else "FAILED"
+    summary = {
+        "source_bucket": ref.bucket,
+        "source_key": ref.key,
+        "version_id": ref.version_id,
+        "execution_arn": execution_arn,
+        "status": status,
+        **totals,
+        "failed_chunks": failed_chunks,
+        "chunks": len(chunk_counts),
+        "predictions": f"s3://{stores.predictions.bucket}/{stores.predictions.folder(ref)}",
+        "finished_at": now(),
+    }
+    stores.predictions.write_manifest(
+        ref,
+        summary
+        | {
+            "parts": [
+                stores.predictions.part_key(ref, int(c["chunk"])) for c in chunk_counts if c["predicted"]
+            ],
+        },
+    )
+    stores.ledger.finish(ref, status, totals | {"failed_chunks": failed_chunks})
+    return summary | {"dead_letters_written": written}

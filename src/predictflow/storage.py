@@ -1,0 +1,312 @@
+"""Where the pipeline reads and writes: source objects, work payloads, predictions, the
+dead-letter table and the ledger of processed objects.
+
+Everything is addressed by deterministic keys (source object, version, chunk, line), so a
+retried or duplicated step overwrites what it wrote before instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from predictflow.errors import MalformedEvent, ObjectChanged, ObjectNotFound, StorageUnavailable
+
+INLINE_PAYLOAD_LIMIT: Final = 64 * 1024
+"""Step payloads above this go to S3 and travel as a reference (claim check): a state's
+input and output are capped at 256 KiB and hold other fields beside the batch."""
+
+_MISSING_CODES: Final = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+_CHANGED_CODES: Final = frozenset({"PreconditionFailed", "412"})
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def raise_storage_error(error: ClientError | BotoCoreError, what: str) -> NoReturn:
+    """Turn an AWS error into the pipeline error the state machine routes on."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING_CODES:
+            raise ObjectNotFound(f"{what}: object or version not found ({code})") from error
+        if code in _CHANGED_CODES:
+            raise ObjectChanged(f"{what}: object changed since the event ({code})") from error
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if status >= 500 or code in (
+            "SlowDown",
+            "Throttling",
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+        ):
+            raise StorageUnavailable(f"{what}: {code}") from error
+        raise error
+    raise StorageUnavailable(f"{what}: {error}") from error
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """One version of one source object, as the S3 event named it."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str
+    size: int
+
+    @property
+    def identity(self) -> str:
+        """Unique per upload: the version id where the bucket is versioned, else the ETag."""
+        return f"s3://{self.bucket}/{self.key}#{self.version_id or self.etag}"
+
+    @property
+    def output_id(self) -> str:
+        return self.version_id or self.etag
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectRef:
+        return cls(data["bucket"], data["key"], data.get("version_id"), data["etag"], int(data["size"]))
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> ObjectRef:
+        """Read the S3 "Object Created" EventBridge event (keys arrive already decoded)."""
+        try:
+            detail = event["detail"]
+            obj = detail["object"]
+            return cls(
+                bucket=detail["bucket"]["name"],
+                key=obj["key"],
+                version_id=obj.get("version-id") or None,
+                etag=obj["etag"],
+                size=int(obj["size"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise MalformedEvent(f"not an S3 Object Created event: missing {error}") from error
+
+
+class SourceReader:
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def _version_args(self, ref: ObjectRef) -> dict[str, str]:
+        # A version id pins the exact upload; without versioning the ETag does.
+        if ref.version_id:
+            return {"VersionId": ref.version_id}
+        return {"IfMatch": f'"{ref.etag}"'}
+
+    def head(self, ref: ObjectRef) -> int:
+        try:
+            response = self._s3.head_object(Bucket=ref.bucket, Key=ref.key, **self._version_args(ref))
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
+        return int(response["ContentLength"])
+
+    def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the pinned version."""
+        if end <= start:
+            return b""
+        try:
+            response = self._s3.get_object(
+                Bucket=ref.bucket, Key=ref.key, Range=f"bytes={start}-{end - 1}", **self._version_args(ref)
+            )
+            return bytes(response["Body"].read())
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
+
+    def stream(self, ref: ObjectRef, block_bytes: int = 8 * 1024 * 1024) -> Iterator[bytes]:
+        try:
+            response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, **self._version_args(ref))
+            yield from response["Body"].iter_chunks(block_bytes)
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
+
+
+class WorkStore:
+    """Claim-check storage for step payloads too large to travel through the state."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._prefix = prefix
+
+    def stash(self, payload: dict[str, Any], name: str) -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        if len(body) <= INLINE_PAYLOAD_LIMIT:
+            return {"inline": payload}
+        key = f"{self._prefix}{name}.json"
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{self._bucket}/{key}")
+        return {"s3": {"bucket": self._bucket, "key": key, "bytes": len(body)}}
+
+    def unstash(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        if "inline" in envelope:
+            return dict(envelope["inline"])
+        location = envelope["s3"]
+        try:
+            body = self._s3.get_object(Bucket=location["bucket"], Key=location["key"])["Body"].read()
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{location['bucket']}/{location['key']}")
+        return dict(json.loads(body))
+
+
+class PredictionStore:
+    """JSON-lines prediction files, one per chunk, plus a manifest per source object."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self._prefix = prefix
+
+    def folder(self, ref: ObjectRef) -> str:
+        return f"{self._prefix}{ref.key}/{ref.output_id}/"
+
+    def part_key(self, ref: ObjectRef, chunk_index: int) -> str:
+        return f"{self.folder(ref)}part-{chunk_index:05d}.jsonl"
+
+    def manifest_key(self, ref: ObjectRef) -> str:
+        return f"{self.folder(ref)}_manifest.json"
+
+    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{self.bucket}/{key}")
+
+    def write_part(self, ref: ObjectRef, chunk_index: int, lines: Sequence[dict[str, Any]]) -> str:
+        key = self.part_key(ref, chunk_index)
+        body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        self._put(key, body.encode(), "application/x-ndjson")
+        return key
+
+    def write_manifest(self, ref: ObjectRef, manifest: dict[str, Any]) -> str:
+        key = self.manifest_key(ref)
+        self._put(key, json.dumps(manifest, indent=1).encode(), "application/json")
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record (or, with line 0, a whole file) that did not become a prediction."""
+
+    source_bucket: str
+    source_key: str
+    version_id: str | None
+    line: int
+    raw: str
+    error_type: str
+    error_message: str
+    execution_arn: str
+    time: str
+
+    @property
+    def source(self) -> str:
+        return f"s3://{self.source_bucket}/{self.source_key}#{self.version_id or ''}"
+
+
+class DeadLetterStore:
+    """A DynamoDB table: partition = source object version, sort = line (zero-padded)."""
+
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table
+
+    @staticmethod
+    def sort_key(line: int) -> str:
+        return f"line#{line:010d}"
+
+    def put(self, entries: Sequence[DeadLetter]) -> int:
+        """Record entries; the same (source, line) written again replaces itself."""
+        items = [self._item(entry) for entry in entries]
+        for start in range(0, len(items), 25):
+            self._batch_write(items[start : start + 25])
+        return len(items)
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        request = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
+        for _ in range(8):
+            try:
+                response = self._dynamodb.batch_write_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as error:
+                raise_storage_error(error, f"dynamodb:{self._table}")
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                return
+        raise StorageUnavailable(f"dynamodb:{self._table}: writes still unprocessed after 8 tries")
+
+    def _item(self, entry: DeadLetter) -> dict[str, Any]:
+        item = {
+            "pk": {"S": entry.source},
+            "sk": {"S": self.sort_key(entry.line)},
+            "source_bucket": {"S": entry.source_bucket},
+            "source_key": {"S": entry.source_key},
+            "line": {"N": str(entry.line)},
+            "raw": {"S": entry.raw},
+            "error_type": {"S": entry.error_type},
+            "error_message": {"S": entry.error_message},
+            "execution_arn": {"S": entry.execution_arn},
+            "time": {"S": entry.time},
+        }
+        if entry.version_id:
+            item["version_id"] = {"S": entry.version_id}
+        return item
+
+
+class Ledger:
+    """One item per source object version: which execution owns it and how it ended."""
+
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table
+
+    def claim(self, ref: ObjectRef, execution_arn: str) -> str | None:
+        """Claim `ref` for this execution. Returns None when the claim is ours (new, or
+        ours already from an earlier attempt), else the execution that holds it."""
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": ref.identity},
+                    "execution_arn": {"S": execution_arn},
+                    "source_bucket": {"S": ref.bucket},
+                    "source_key": {"S": ref.key},
+                    "status": {"S": "RUNNING"},
+                    "claimed_at": {"S": now()},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR execution_arn = :me",
+                ExpressionAttributeValues={":me": {"S": execution_arn}},
+            )
+            return None
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise_storage_error(error, f"dynamodb:{self._table}")
+        except BotoCoreError as error:
+            raise_storage_error(error, f"dynamodb:{self._table}")
+        holder = self._dynamodb.get_item(
+            TableName=self._table, Key={"pk": {"S": ref.identity}}, ConsistentRead=True
+        )
+        return str(holder["Item"]["execution_arn"]["S"])
+
+    def finish(self, ref: ObjectRef, status: str, counts: dict[str, int]) -> None:
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": ref.identity}},
+                UpdateExpression="SET #status = :status, finished_at = :at, "
+                + ", ".join(f"#{name} = :{name}" for name in counts),
+                ExpressionAttributeNames={"#status": "status"} | {f"#{name}": name for name in counts},
+                ExpressionAttributeValues={":status": {"S": status}, ":at": {"S": now()}}
+                | {f":{name}": {"N": str(value)} for name, value in counts.items()},
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"dynamodb:{self._table}")
