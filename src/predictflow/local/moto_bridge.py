@@ -2,7 +2,7 @@
 
 moto runs S3, EventBridge, DynamoDB and the Step Functions interpreter, but on this machine it
 cannot run Lambda code (it needs Docker) and it does not deliver EventBridge events to a
-state machine target. This module fills exactly those two gaps:
+state machine target. This module fills exactly those gaps:
 
 1. `LambdaInvoker`: Lambda `Invoke` calls for the stack's functions run the real handler
    in-process, with the Lambda error contract: an exception becomes `FunctionError` with a
@@ -12,6 +12,11 @@ state machine target. This module fills exactly those two gaps:
 2. EventBridge delivery to `states` targets: when a rule matches, an execution starts with
    the event as its input, as on AWS. S3's events are first given the shape AWS sends
    (`etag`, a unique `sequencer`, an ISO `time`), which moto 5.2.5 does not.
+3. An execution started without a name gets a UUID, as on AWS (moto names it "None").
+
+Two test aids ride on the invoker: scenario mocks in Step Functions Local's MockConfigFile
+format (`StepFunctionsLocalMocks`), and a scale for the interpreter's Retry waits, so that a
+test of five backed-off retries need not sleep a minute.
 
 It is written for one moto version and refuses any other: tests/local/test_moto_bridge.py
 pins the moto behaviours it relies on, so an upgrade that changes them fails loudly.
@@ -111,6 +116,67 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@dataclass(frozen=True)
+class MockedResponse:
+    """One answer from a MockConfigFile: a `Return` payload or a `Throw` error."""
+
+    payload: Any = None
+    error: str | None = None
+    cause: str = ""
+
+
+class StepFunctionsLocalMocks:
+    """One test case of a Step Functions Local MockConfigFile, applied to Lambda invocations.
+
+    The file format is AWS's (`StateMachines.NAME.TestCases.CASE.STATE -> MOCK`,
+    `MockedResponses.MOCK."0" | "1-2" -> {"Return": ...} | {"Throw": {"Error", "Cause"}}`,
+    invocation numbers zero-based, retries included), so the same scenarios run on Step
+    Functions Local. One extension: an invocation number the mock does not list runs the
+    real handler, so "throttled twice, then the real model" is expressible.
+    """
+
+    def __init__(self, responses_by_function: dict[str, dict[int, MockedResponse]]) -> None:
+        self._responses = responses_by_function
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, path: Path, state_machine: str, test_case: str, function_of_state: Mapping[str, str]
+    ) -> StepFunctionsLocalMocks:
+        config = json.loads(path.read_text())
+        case = config["StateMachines"][state_machine]["TestCases"][test_case]
+        responses: dict[str, dict[int, MockedResponse]] = {}
+        for state, mock_name in case.items():
+            function = function_of_state.get(state)
+            if function is None:
+                raise KeyError(f"{test_case}: no Lambda state called {state!r} (or it shares its function)")
+            responses[function] = {}
+            for numbers, answer in config["MockedResponses"][mock_name].items():
+                first, _, last = numbers.partition("-")
+                for number in range(int(first), int(last or first) + 1):
+                    if "Throw" in answer:
+                        thrown = answer["Throw"]
+                        responses[function][number] = MockedResponse(
+                            error=thrown["Error"], cause=thrown.get("Cause", "")
+                        )
+                    else:
+                        returned = answer["Return"]
+                        payload = (
+                            returned.get("Payload", returned) if isinstance(returned, dict) else returned
+                        )
+                        responses[function][number] = MockedResponse(payload=payload)
+        return cls(responses)
+
+    def take(self, function_name: str) -> MockedResponse | None:
+        if function_name not in self._responses:
+            return None
+        with self._lock:
+            number = self._counts.get(function_name, 0)
+            self._counts[function_name] = number + 1
+        return self._responses[function_name].get(number)
+
+
 class LambdaInvoker:
     """Runs the stack's functions in this process, one invocation per function at a time
     (one warm container each), and answers moto's Lambda `Invoke` for them."""
@@ -119,6 +185,7 @@ class LambdaInvoker:
         self._functions: dict[str, LocalFunction] = {}
         self.invocations: dict[str, int] = {}
         self._listeners: list[Callable[[str, dict[str, Any], float, str | None], None]] = []
+        self.mocks: StepFunctionsLocalMocks | None = None
 
     def register(self, function: LocalFunction) -> None:
         self._functions[function.name] = function
@@ -142,6 +209,11 @@ class LambdaInvoker:
         function = self._lookup(function_name)
         if function is None:
             raise KeyError(function_name)
+        mocked = self.mocks.take(function.name) if self.mocks is not None else None
+        if mocked is not None:
+            if mocked.error is not None:
+                return json.dumps({"errorType": mocked.error, "errorMessage": mocked.cause}).encode(), True
+            return json.dumps(mocked.payload).encode(), False
         result: dict[str, Any] = {}
         context = LambdaContext(function.name, function.arn, function.memory_mb, function.timeout_seconds)
 
@@ -198,12 +270,23 @@ def aws_shaped_s3_event(event: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-class MotoBridge:
-    """Installs the two hooks into moto and removes them on `close()`."""
+class _ScaledTime:
+    """Stands in for the `time` module of moto's Retry evaluation: waits scaled by `scale`."""
 
-    def __init__(self, invoker: LambdaInvoker) -> None:
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self.scale)
+
+
+class MotoBridge:
+    """Installs the hooks into moto and removes them on `close()`."""
+
+    def __init__(self, invoker: LambdaInvoker, retry_wait_scale: float = 1.0) -> None:
         check_moto_version()
         self.invoker = invoker
+        self.retry_wait_scale = retry_wait_scale
         self.delivery_errors: list[str] = []
         self._execution_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._undo: list[Callable[[], None]] = []
@@ -247,16 +330,34 @@ class MotoBridge:
                 shallow.targets = others
                 original_send(shallow, original_event, transform_input)
 
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        original_start = StepFunctionsParserBackend.start_execution
+
+        def start_execution(
+            backend: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
+        ) -> Any:
+            # AWS names an unnamed execution with a UUID; moto 5.2.5 names it "None", so a
+            # second unnamed start collides with the first.
+            return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
         for cls in originals:
             cls.invoke = invoke  # type: ignore[method-assign, assignment]
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
+        StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign, assignment]
 
         def undo() -> None:
             for cls, original in originals.items():
                 cls.invoke = original  # type: ignore[method-assign, assignment]
             Rule.send_to_targets = original_send  # type: ignore[method-assign, assignment]
+            StepFunctionsParserBackend.start_execution = original_start  # type: ignore[method-assign]
 
         self._undo.append(undo)
+        if self.retry_wait_scale != 1.0:
+            from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+            retrier_decl.time = _ScaledTime(self.retry_wait_scale)  # type: ignore[assignment]
+            self._undo.append(lambda: setattr(retrier_decl, "time", time))
         return self
 
     def _start_execution(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ one process, deployed from template.yaml, with no AWS account and no Docker.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -21,7 +22,12 @@ import boto3
 from botocore.config import Config
 
 from predictflow.local.deploy import Deployer, Deployment
-from predictflow.local.moto_bridge import LambdaInvoker, MotoBridge, check_moto_version
+from predictflow.local.moto_bridge import (
+    LambdaInvoker,
+    MotoBridge,
+    StepFunctionsLocalMocks,
+    check_moto_version,
+)
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]
 TEMPLATE: Final = PROJECT_ROOT / "template.yaml"
@@ -46,6 +52,7 @@ class LocalStack:
         stack_name: str = "predictflow-local",
         server_port: int | None = None,
         log_level: str = "WARNING",
+        retry_wait_scale: float = 1.0,
     ) -> None:
         check_moto_version()
         self.template = template
@@ -53,6 +60,7 @@ class LocalStack:
         self.stack_name = stack_name
         self.server_port = server_port
         self.log_level = log_level
+        self.retry_wait_scale = retry_wait_scale
         self.invoker = LambdaInvoker()
         self.deployment: Deployment | None = None
         self.started_executions: list[str] = []
@@ -87,7 +95,7 @@ class LocalStack:
             )
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port)
             self._server.start()
-        self._bridge = MotoBridge(self.invoker).install()
+        self._bridge = MotoBridge(self.invoker, self.retry_wait_scale).install()
         self._bridge.on_execution_started(self._record_execution)
         deployer = Deployer(self.client, self.invoker, REGION, {"POWERTOOLS_LOG_LEVEL": self.log_level})
         self.deployment = deployer.deploy(self.template, self.stack_name, self.parameters)
@@ -149,6 +157,37 @@ class LocalStack:
         if self._bridge is None:
             raise RuntimeError("the local stack is not started")
         self._bridge.on_execution_started(listener)
+
+    def lambda_states(self) -> dict[str, str]:
+        """State name -> function name, for the states whose function no other state uses."""
+        if self.deployment is None:
+            raise RuntimeError("the local stack is not started")
+        definition = self.client("stepfunctions").describe_state_machine(
+            stateMachineArn=self.outputs["StateMachineArn"]
+        )["definition"]
+        found: dict[str, list[str]] = {}
+
+        def walk(states: dict[str, Any]) -> None:
+            for name, state in states.items():
+                function = state.get("Parameters", {}).get("FunctionName")
+                if isinstance(function, str):
+                    found.setdefault(function.split(":")[6], []).append(name)
+                if "ItemProcessor" in state:
+                    walk(state["ItemProcessor"]["States"])
+
+        walk(json.loads(definition)["States"])
+        return {states[0]: function for function, states in found.items() if len(states) == 1}
+
+    def use_mocks(
+        self, mock_config: Path, test_case: str, state_machine: str = "PredictionStateMachine"
+    ) -> None:
+        """Apply one MockConfigFile test case to the following invocations (None clears)."""
+        self.invoker.mocks = StepFunctionsLocalMocks.load(
+            mock_config, state_machine, test_case, self.lambda_states()
+        )
+
+    def clear_mocks(self) -> None:
+        self.invoker.mocks = None
 
     def _record_execution(self, execution_arn: str, _event: dict[str, Any]) -> None:
         with self._lock:

@@ -84,7 +84,13 @@ class TransformedTemplate:
 
 def transform(path: Path, region: str) -> TransformedTemplate:
     """Expand the SAM resources into plain CloudFormation, keeping the local code paths."""
-    from samtranslator.translator.transform import transform as sam_transform
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import (
+        to_py27_compatible_template,
+        undo_mark_unicode_str_in_template,
+    )
 
     template = load_template(path)
     root = path.parent
@@ -104,14 +110,15 @@ def transform(path: Path, region: str) -> TransformedTemplate:
         if not folder.is_dir():
             raise TemplateError(f"{name}: code folder {folder} does not exist")
 
-    class _NoManagedPolicies:
-        """The template names no managed policy by name, so none needs looking up."""
-
-        def load(self) -> dict[str, str]:
-            return {}
-
-    transformed = sam_transform(copy.deepcopy(template), {"AWS::Region": region}, _NoManagedPolicies())
-    return TransformedTemplate(transformed, code_dirs)
+    # What samtranslator's own `transform()` does, with the region given rather than read
+    # from the environment. The template names no managed policy by name, so the map of
+    # managed policies (an IAM call on AWS) is empty.
+    fragment = copy.deepcopy(template)
+    parameters: dict[str, Any] = {"AWS::Region": region}
+    to_py27_compatible_template(fragment, parameters)
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+    transformed = translator.translate(fragment, parameter_values=parameters, get_managed_policy_map=dict)
+    return TransformedTemplate(undo_mark_unicode_str_in_template(transformed), code_dirs)
 
 
 @dataclass

@@ -1,0 +1,192 @@
+"""The moto behaviours the local stack works around, pinned: if an upgrade of moto changes
+one of them, these tests fail and say which part of moto_bridge.py to revisit."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import moto
+import pytest
+from moto import mock_aws
+
+from predictflow.local.moto_bridge import (
+    MOTO_VERSION,
+    LambdaInvoker,
+    LocalFunction,
+    MotoBridge,
+    MotoBridgeError,
+    aws_shaped_s3_event,
+    check_moto_version,
+)
+
+REGION = "us-east-1"
+PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+CONFIG: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws(config=CONFIG):
+        yield
+
+
+def role_arn() -> str:
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
+    return str(iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+
+
+def s3_to_state_machine() -> tuple[str, str]:
+    """A bucket whose object-created events a rule sends to a state machine."""
+    s3, events, sfn = (boto3.client(s, region_name=REGION) for s in ("s3", "events", "stepfunctions"))
+    s3.create_bucket(Bucket="input-bucket")
+    s3.put_bucket_notification_configuration(Bucket="input-bucket", NotificationConfiguration={"EventBridgeConfiguration": {}})
+    machine = sfn.create_state_machine(name="m", definition=PASS_DEFINITION, roleArn=role_arn())["stateMachineArn"]
+    events.put_rule(Name="r", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]}))
+    events.put_targets(Rule="r", Targets=[{"Id": "sfn", "Arn": machine}])
+    return "input-bucket", machine
+
+
+def test_the_bridge_refuses_another_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_moto_version()
+    assert moto.__version__ == MOTO_VERSION
+    monkeypatch.setattr(moto, "__version__", "9.9.9")
+    with pytest.raises(MotoBridgeError, match=f"written for moto {MOTO_VERSION}; found moto 9.9.9"):
+        check_moto_version()
+
+
+def test_pinned_moto_does_not_deliver_s3_events_to_a_state_machine(aws: None) -> None:
+    bucket, machine = s3_to_state_machine()
+    boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key="k", Body=b"x")
+    executions = boto3.client("stepfunctions", region_name=REGION).list_executions(stateMachineArn=machine)
+    assert executions["executions"] == [], "moto now delivers to states targets: drop that part of the bridge"
+
+
+def test_with_the_bridge_the_rule_starts_an_execution_with_an_aws_shaped_event(aws: None) -> None:
+    bridge = MotoBridge(LambdaInvoker()).install()
+    started: list[dict[str, Any]] = []
+    bridge.on_execution_started(lambda arn, event: started.append(event))
+    try:
+        bucket, machine = s3_to_state_machine()
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.put_object(Bucket=bucket, Key="a", Body=b"x")
+        s3.put_object(Bucket=bucket, Key="a", Body=b"x")
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 2
+    finally:
+        bridge.close()
+    first, second = (event["detail"]["object"] for event in started)
+    assert "etag" in first and "eTag" not in first
+    assert first["sequencer"] != second["sequencer"]
+    assert isinstance(started[0]["time"], str)
+
+
+def test_pinned_moto_sends_s3_events_with_etag_misspelt_and_a_constant_sequencer(aws: None) -> None:
+    from moto.events.models import Rule
+
+    seen: list[dict[str, Any]] = []
+    original = Rule.send_to_targets
+    Rule.send_to_targets = lambda rule, event, transform_input=True: seen.append(event)  # type: ignore[method-assign, assignment, misc]
+    try:
+        s3_to_state_machine()
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.put_object(Bucket="input-bucket", Key="a", Body=b"1")
+        s3.put_object(Bucket="input-bucket", Key="b", Body=b"2")
+    finally:
+        Rule.send_to_targets = original  # type: ignore[method-assign]
+    assert "eTag" in seen[0]["detail"]["object"], "moto now spells etag as AWS does: simplify aws_shaped_s3_event"
+    assert seen[0]["detail"]["object"]["sequencer"] == seen[1]["detail"]["object"]["sequencer"]
+    shaped = aws_shaped_s3_event(seen[0])
+    assert shaped["detail"]["object"]["etag"] == seen[0]["detail"]["object"]["eTag"]
+
+
+def test_pinned_moto_names_an_unnamed_execution_none_and_the_bridge_names_it_a_uuid(aws: None) -> None:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(name="m", definition=PASS_DEFINITION, roleArn=role_arn())["stateMachineArn"]
+    assert sfn.start_execution(stateMachineArn=machine)["executionArn"].endswith(":None")
+    bridge = MotoBridge(LambdaInvoker()).install()
+    try:
+        arn = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    finally:
+        bridge.close()
+    assert len(arn.rsplit(":", 1)[1]) == 36
+
+
+def lambda_function(handler: Any, timeout: float = 3.0) -> str:
+    client = boto3.client("lambda", region_name=REGION)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
+    role = boto3.client("iam", region_name=REGION).create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps(trust))
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("app.py", "def lambda_handler(e, c): return 'moto ran this'\n")
+    arn = client.create_function(FunctionName="fn", Runtime="python3.12", Role=role["Role"]["Arn"], Handler="app.lambda_handler", Code={"ZipFile": archive.getvalue()})["FunctionArn"]  # fmt: skip
+    return str(arn)
+
+
+def test_pinned_moto_does_not_run_lambda_code_without_docker(aws: None) -> None:
+    lambda_function(None)
+    payload = boto3.client("lambda", region_name=REGION).invoke(FunctionName="fn", Payload=b"{}")["Payload"].read()
+    assert b"moto ran this" not in payload, "moto now runs Lambda code: the invoker may be unnecessary"
+
+
+def test_the_invoker_runs_the_handler_and_honours_the_lambda_error_contract(aws: None) -> None:
+    class Throttled(Exception):
+        pass
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("fail"):
+            raise Throttled("slow down")
+        return {"doubled": event["n"] * 2, "function": context.function_name}
+
+    arn = lambda_function(None)
+    invoker = LambdaInvoker()
+    invoker.register(LocalFunction("fn", arn, handler, 3.0, 128))
+    bridge = MotoBridge(invoker).install()
+    try:
+        client = boto3.client("lambda", region_name=REGION)
+        ok = client.invoke(FunctionName=arn, Payload=json.dumps({"n": 21}))
+        failed = client.invoke(FunctionName="fn", Payload=json.dumps({"fail": True}))
+    finally:
+        bridge.close()
+    assert json.loads(ok["Payload"].read()) == {"doubled": 42, "function": "fn"}
+    assert "FunctionError" not in ok
+    assert failed["FunctionError"] == "Unhandled"
+    error = json.loads(failed["Payload"].read())
+    assert (error["errorType"], error["errorMessage"]) == ("Throttled", "slow down")
+    assert any("slow down" in line for line in error["stackTrace"])
+
+
+def test_a_handler_that_overruns_its_timeout_is_reported_as_lambda_does(aws: None) -> None:
+    arn = lambda_function(None)
+    invoker = LambdaInvoker()
+    invoker.register(LocalFunction("fn", arn, lambda e, c: time.sleep(2), 0.2, 128))
+    payload, errored = invoker.invoke("fn", {})
+    assert errored
+    assert json.loads(payload)["errorType"] == "Sandbox.Timedout"
+
+
+def test_retry_waits_are_scaled_and_restored(aws: None) -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    bridge = MotoBridge(LambdaInvoker(), retry_wait_scale=0.0).install()
+    assert retrier_decl.time is not time
+    bridge.close()
+    assert retrier_decl.time is time
+
+
+def test_pinned_moto_ignores_bucket_policy_conditions(aws: None) -> None:
+    """Why the local deploy leaves conditional Deny statements out (and says so)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="tls-only")
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::tls-only/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}  # fmt: skip
+    s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps(deny))
+    with pytest.raises(s3.exceptions.ClientError) as refused:
+        s3.put_object(Bucket="tls-only", Key="k", Body=b"over https")
+    assert refused.value.response["Error"]["Code"] in ("403", "AccessDenied")

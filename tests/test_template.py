@@ -1,0 +1,158 @@
+"""template.yaml: valid, transformable, least-privilege, and every file it names exists."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from predictflow.local.template import load_template, transform
+from tests.conftest import ROOT
+
+TEMPLATE = ROOT / "template.yaml"
+ASL = ROOT / "statemachine" / "predictflow.asl.json"
+# Actions AWS documents as taking no resource-level permission, each with where it is used.
+RESOURCE_LESS_ACTIONS = {
+    # Step Functions log delivery (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html)
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    # X-Ray tracing, added by SAM for `Tracing`
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict[str, Any]:
+    return transform(TEMPLATE, "us-east-1").template
+
+
+def either_branch(value: Any) -> list[Any]:
+    """Both outcomes of an `Fn::If` (a conditional policy is checked whichever way it goes)."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        _, when_true, when_false = value["Fn::If"]
+        return [v for branch in (when_true, when_false) for v in either_branch(branch)]
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
+    return [value]
+
+
+def statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            for conditional in resource["Properties"].get("Policies", []):
+                for policy in either_branch(conditional):
+                    found.extend((name, s) for s in policy["PolicyDocument"]["Statement"])
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_cfn_lint_reports_no_error_or_warning() -> None:
+    from cfnlint.api import lint_all
+
+    matches = [str(m) for m in lint_all(TEMPLATE.read_text()) if m.rule.id[0] in "EW"]
+    assert matches == []
+
+
+def test_the_sam_transform_gives_the_pipelines_resources(transformed: dict[str, Any]) -> None:
+    types = {name: r["Type"] for name, r in transformed["Resources"].items()}
+    for function in ("FetchFunction", "ValidateFunction", "PredictFunction", "RouteFunction"):
+        assert types[function] == "AWS::Lambda::Function"
+    assert types["PredictionStateMachine"] == "AWS::StepFunctions::StateMachine"
+    assert types["PredictionStateMachineObjectCreated"] == "AWS::Events::Rule"
+    assert types["DeadLetterAlarm"] == types["FailedExecutionsAlarm"] == "AWS::CloudWatch::Alarm"
+
+
+def test_no_iam_statement_uses_a_wildcard_where_a_resource_can_be_named(transformed: dict[str, Any]) -> None:
+    for role, statement in statements(transformed["Resources"]):
+        actions = as_list(statement["Action"])
+        assert not any(a == "*" or a.endswith(":*") for a in actions), (role, actions)
+        if "*" in as_list(statement["Resource"]):
+            assert set(actions) <= RESOURCE_LESS_ACTIONS, (role, actions)
+
+
+def test_no_function_or_role_name_is_hard_coded(transformed: dict[str, Any]) -> None:
+    for name, resource in transformed["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("FunctionName", "RoleName", "BucketName", "TableName", "StateMachineName"):
+            assert key not in properties or resource["Type"] not in (
+                "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::S3::Bucket",
+                "AWS::DynamoDB::Table", "AWS::StepFunctions::StateMachine",
+            ), f"{name} hard-codes {key}"  # fmt: skip
+
+
+def test_the_state_machine_can_invoke_only_its_four_functions(transformed: dict[str, Any]) -> None:
+    invoked = set()
+    for role, statement in statements(transformed["Resources"]):
+        if role == "PredictionStateMachineRole" and "lambda:InvokeFunction" in as_list(statement["Action"]):
+            text = json.dumps(statement["Resource"])
+            invoked |= set(re.findall(r'"Ref": "(\w+Function)"', text))
+    assert invoked == {"FetchFunction", "ValidateFunction", "PredictFunction", "RouteFunction"}
+
+
+def test_buckets_are_encrypted_private_versioned_and_deny_plain_http() -> None:
+    resources = load_template(TEMPLATE)["Resources"]
+    for bucket in ("InputBucket", "OutputBucket"):
+        properties = resources[bucket]["Properties"]
+        assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert all(properties["PublicAccessBlockConfiguration"].values())
+        assert properties["VersioningConfiguration"]["Status"] == "Enabled"
+        (deny,) = resources[f"{bucket}Policy"]["Properties"]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert resources["InputBucket"]["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
+
+
+def test_every_file_the_template_references_exists() -> None:
+    resources = load_template(TEMPLATE)["Resources"]
+    for name, resource in resources.items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if key in properties:
+                assert (ROOT / properties[key]).exists(), f"{name}.{key}"
+        if "Handler" in properties:
+            module = properties["Handler"].rsplit(".", 1)[0]
+            assert (ROOT / properties["CodeUri"] / f"{module}.py").is_file(), name
+    assert (ROOT / resources["PredictflowLayer"]["Properties"]["ContentUri"] / "requirements.txt").is_file()
+
+
+def test_the_asl_names_no_arn_and_every_substitution_is_provided() -> None:
+    text = ASL.read_text()
+    assert "arn:aws:lambda" not in text
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    provided = load_template(TEMPLATE)["Resources"]["PredictionStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert placeholders == set(provided)
+
+
+def test_every_task_retries_lambda_service_errors_with_capped_jittered_backoff() -> None:
+    service_errors = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                      "Lambda.TooManyRequestsException"}  # fmt: skip
+
+    def tasks(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        found = []
+        for name, state in states.items():
+            if state["Type"] == "Task":
+                found.append((name, state))
+            if "ItemProcessor" in state:
+                found.extend(tasks(state["ItemProcessor"]["States"]))
+        return found
+
+    all_tasks = tasks(json.loads(ASL.read_text())["States"])
+    assert {name for name, _ in all_tasks} >= {"Fetch", "Validate", "Predict", "Route", "Finalize"}
+    for name, state in all_tasks:
+        retried = set()
+        for retrier in state["Retry"]:
+            retried |= set(retrier["ErrorEquals"])
+            assert retrier["MaxDelaySeconds"] > 0 and retrier["JitterStrategy"] == "FULL", name
+            assert retrier["BackoffRate"] > 1, name
+        assert service_errors <= retried or "States.ALL" in retried, name
+        # Validation problems are routed per record, never retried.
+        assert not retried & {"FileRejected", "ObjectNotFound", "FileTooLarge", "RecordError"}, name
