@@ -49,11 +49,15 @@ def test_training_reproduces_the_committed_artifact_byte_for_byte(training: Any)
     assert train.train_model(features, labels, metadata["rounds"]) == load_artifact().model_bytes
 
 
-def test_served_probabilities_equal_the_training_librarys_own(training: Any, predictor: EmbeddedPredictor) -> None:
+def test_served_probabilities_equal_the_training_librarys_own(
+    training: Any, predictor: EmbeddedPredictor
+) -> None:
     import lightgbm
 
     train, features, labels = training
-    booster = lightgbm.train(train.PARAMS, lightgbm.Dataset(features, labels), load_artifact().metadata["rounds"])
+    booster = lightgbm.train(
+        train.PARAMS, lightgbm.Dataset(features, labels), load_artifact().metadata["rounds"]
+    )
     expected = booster.predict(features)
     served = predictor.probabilities(features.astype(np.float32))
     assert np.abs(served - expected).max() < 1e-5
@@ -70,7 +74,7 @@ def test_the_articles_record_gets_a_label_probability_and_version(predictor: Emb
 
 
 def test_a_missing_category_is_scored(predictor: EmbeddedPredictor) -> None:
-    row = list(ARTICLE_VALUES)
+    row: list[Any] = list(ARTICLE_VALUES)
     row[1] = "?"
     (prediction,) = predictor.predict([row])
     assert 0.0 < prediction.probability < 1.0
@@ -78,9 +82,9 @@ def test_a_missing_category_is_scored(predictor: EmbeddedPredictor) -> None:
 
 
 def test_an_unseen_category_is_scored_as_missing_and_flagged(predictor: EmbeddedPredictor) -> None:
-    unseen = list(ARTICLE_VALUES)
+    unseen: list[Any] = list(ARTICLE_VALUES)
     unseen[1] = "Space-agency"
-    missing = list(ARTICLE_VALUES)
+    missing: list[Any] = list(ARTICLE_VALUES)
     missing[1] = "?"
     flagged, as_missing = predictor.predict([unseen, missing])
     assert flagged.probability == as_missing.probability
@@ -132,10 +136,9 @@ def test_the_model_loads_only_with_the_schema_it_was_trained_on(tmp_path: Any) -
 
 def test_cross_validated_quality_on_the_training_split_meets_the_bar(training: Any) -> None:
     """Scores held-out folds with the committed settings (AUC >= 0.927, log-loss <= 0.280)."""
+    import lightgbm
     from sklearn.metrics import log_loss, roc_auc_score
     from sklearn.model_selection import StratifiedKFold
-
-    import lightgbm
 
     train, features, labels = training
     rounds = load_artifact().metadata["rounds"]
@@ -153,4 +156,4 @@ def test_training_data_in_the_repo_is_the_published_split() -> None:
     import hashlib
 
     data = (ROOT / "model" / "data" / "adult.data").read_bytes()
-    assert hashlib.md5(data).hexdigest() == "5d7c39d7b8804f071cdd1f2a7c460872"  # noqa: S324
+    assert hashlib.md5(data).hexdigest() == "5d7c39d7b8804f071cdd1f2a7c460872"

@@ -44,7 +44,9 @@ def queue_sagemaker_results(*results: dict[str, str]) -> None:
 @mock_aws
 def test_sagemaker_scores_a_batch_in_one_csv_call() -> None:
     queue_sagemaker_results({"Body": "0.81\n0.12\n", "ContentType": "text/csv"})
-    predictor = SageMakerPredictor(boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint")
+    predictor = SageMakerPredictor(
+        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+    )
     first, second = predictor.predict([ARTICLE_VALUES, OTHER])
     assert (first.label, first.probability) == (">50K", 0.81)
     assert (second.label, second.probability) == ("<=50K", 0.12)
@@ -53,25 +55,33 @@ def test_sagemaker_scores_a_batch_in_one_csv_call() -> None:
 
 @mock_aws
 def test_sagemaker_json_responses_are_understood() -> None:
-    queue_sagemaker_results({"Body": '{"predictions": [{"score": 0.7}, {"score": 0.2}]}', "ContentType": "application/json"})
-    predictor = SageMakerPredictor(boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint")
+    queue_sagemaker_results(
+        {"Body": '{"predictions": [{"score": 0.7}, {"score": 0.2}]}', "ContentType": "application/json"}
+    )
+    predictor = SageMakerPredictor(
+        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+    )
     assert [p.probability for p in predictor.predict([ARTICLE_VALUES, OTHER])] == [0.7, 0.2]
 
 
 @mock_aws
 def test_sagemaker_answering_the_wrong_number_of_scores_is_a_model_error() -> None:
     queue_sagemaker_results({"Body": "0.5\n", "ContentType": "text/csv"})
-    predictor = SageMakerPredictor(boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint")
+    predictor = SageMakerPredictor(
+        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+    )
     with pytest.raises(PredictorModelError, match="returned 1 scores for 2 records"):
         predictor.predict([ARTICLE_VALUES, OTHER])
 
 
 @mock_aws
 def test_sagemaker_rejects_bad_records_before_calling_the_endpoint() -> None:
-    predictor = SageMakerPredictor(boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint")
-    row = list(ARTICLE_VALUES)
+    predictor = SageMakerPredictor(
+        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+    )
+    row: list[Any] = list(ARTICLE_VALUES)
     row[0] = 12
-    with pytest.raises(RecordError, match="age: 12 is outside 17..100"):
+    with pytest.raises(RecordError, match=r"age: 12 is outside 17\.\.100"):
         predictor.predict([row])
 
 
@@ -85,7 +95,12 @@ def test_sagemaker_sends_csv_rows_in_schema_order_and_batches_them() -> None:
             stub.add_response(
                 "invoke_endpoint",
                 {"Body": StreamingBody(io.BytesIO(b"0.3\n" * size), 4 * size), "ContentType": "text/csv"},
-                {"EndpointName": "income-endpoint", "ContentType": "text/csv", "Accept": "text/csv", "Body": body.encode()},
+                {
+                    "EndpointName": "income-endpoint",
+                    "ContentType": "text/csv",
+                    "Accept": "text/csv",
+                    "Body": body.encode(),
+                },
             )
         predictions = predictor.predict(rows)
         stub.assert_no_pending_responses()
@@ -103,7 +118,9 @@ def test_sagemaker_sends_csv_rows_in_schema_order_and_batches_them() -> None:
         ("ValidationError", 400, PredictorBadRequest),
     ],
 )
-def test_sagemaker_failures_map_to_retryable_or_final_error_types(code: str, status: int, error: type[PredictorError]) -> None:
+def test_sagemaker_failures_map_to_retryable_or_final_error_types(
+    code: str, status: int, error: type[PredictorError]
+) -> None:
     client = boto3.client("sagemaker-runtime", region_name="us-east-1")
     with Stubber(client) as stub:
         stub.add_client_error("invoke_endpoint", service_error_code=code, http_status_code=status)
@@ -120,10 +137,14 @@ def test_sagemaker_failures_map_to_retryable_or_final_error_types(code: str, sta
         (EndpointConnectionError(endpoint_url="https://runtime.sagemaker"), PredictorUnavailable),
     ],
 )
-def test_sagemaker_transport_failures_are_retryable(transport_error: Exception, error: type[PredictorError]) -> None:
+def test_sagemaker_transport_failures_are_retryable(
+    transport_error: Exception, error: type[PredictorError]
+) -> None:
     from botocore.config import Config
 
-    client = boto3.client("sagemaker-runtime", region_name="us-east-1", config=Config(retries={"max_attempts": 0}))
+    client = boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", config=Config(retries={"max_attempts": 0})
+    )
 
     def fail_on_the_wire(**_: Any) -> None:
         raise transport_error
@@ -174,7 +195,9 @@ def test_aml_calls_predict_once_per_record_with_the_original_record_shape() -> N
         ("InvalidInputException", 400, PredictorBadRequest),
     ],
 )
-def test_aml_failures_map_to_retryable_or_final_error_types(code: str, status: int, error: type[PredictorError]) -> None:
+def test_aml_failures_map_to_retryable_or_final_error_types(
+    code: str, status: int, error: type[PredictorError]
+) -> None:
     client = boto3.client("machinelearning", region_name="us-east-1")
     with Stubber(client) as stub:
         stub.add_client_error("predict", service_error_code=code, http_status_code=status)

@@ -46,9 +46,13 @@ def test_the_articles_record_is_parsed_to_typed_values() -> None:
         pytest.param(f"{ARTICLE}\r\n{ARTICLE}\r\n".encode(), id="crlf"),
         pytest.param(b"\xef\xbb\xbf" + f"{ARTICLE}\n{ARTICLE}\n".encode(), id="utf8-bom"),
         pytest.param(f"{HEADER}\n{ARTICLE}\n{ARTICLE}".encode(), id="header"),
-        pytest.param(f"{HEADER}, income\r\n{ARTICLE}, <=50K\r\n{ARTICLE}, >50K.\r\n".encode(), id="header-income"),
+        pytest.param(
+            f"{HEADER}, income\r\n{ARTICLE}, <=50K\r\n{ARTICLE}, >50K.\r\n".encode(), id="header-income"
+        ),
         pytest.param(f"\n  \n{ARTICLE}\n\n{ARTICLE}\n\n".encode(), id="blank-lines"),
-        pytest.param(ARTICLE.replace(", ", ",").encode() + b"\n" + ARTICLE.encode(), id="no-space-after-comma"),
+        pytest.param(
+            ARTICLE.replace(", ", ",").encode() + b"\n" + ARTICLE.encode(), id="no-space-after-comma"
+        ),
     ],
 )
 def test_every_supported_format_gives_the_same_records(data: bytes) -> None:
@@ -69,7 +73,9 @@ def test_a_chunk_starting_mid_file_numbers_from_its_first_line_and_has_no_header
     assert batch.rejections[0].line == 101
 
 
-@pytest.mark.parametrize(("spelled", "label"), [("<=50K", "<=50K"), (">50K", ">50K"), ("<=50K.", "<=50K"), (">50K.", ">50K")])
+@pytest.mark.parametrize(
+    ("spelled", "label"), [("<=50K", "<=50K"), (">50K", ">50K"), ("<=50K.", "<=50K"), (">50K.", ">50K")]
+)
 def test_the_income_column_is_read_with_or_without_the_trailing_period(spelled: str, label: str) -> None:
     assert parse_chunk(f"{ARTICLE}, {spelled}".encode()).actual == [label]
 
@@ -100,12 +106,17 @@ def test_missing_categorical_values_are_scored_not_rejected() -> None:
         (ARTICLE + ", maybe", RejectReason.INVALID_VALUE, "income: 'maybe'"),
         (", ".join(ARTICLE.split(", ")[:13]), RejectReason.FIELD_COUNT, "got 13"),
         (ARTICLE + ", >50K, extra", RejectReason.FIELD_COUNT, "got 16"),
-        ('39, "Private, Inc", 1, HS-grad, 9, Divorced, Sales, Wife, White, Male, 0, 0, 40, Cuba',
-         RejectReason.UNKNOWN_CATEGORY, "workclass: 'Private, Inc'"),
+        (
+            '39, "Private, Inc", 1, HS-grad, 9, Divorced, Sales, Wife, White, Male, 0, 0, 40, Cuba',
+            RejectReason.UNKNOWN_CATEGORY,
+            "workclass: 'Private, Inc'",
+        ),
         ("# a comment line", RejectReason.FIELD_COUNT, "got 1"),
     ],
 )
-def test_a_bad_line_is_rejected_with_the_field_and_value_named(line: str, reason: RejectReason, names: str) -> None:
+def test_a_bad_line_is_rejected_with_the_field_and_value_named(
+    line: str, reason: RejectReason, names: str
+) -> None:
     batch = parse_chunk(f"{ARTICLE}\n{line}\n{ARTICLE}\n".encode())
     assert batch.lines == [1, 3]
     (rejection,) = batch.rejections
@@ -118,9 +129,13 @@ def test_a_bad_line_is_rejected_with_the_field_and_value_named(line: str, reason
 @pytest.mark.parametrize("field", [f for f in FIELDS if isinstance(f, NumericField)], ids=lambda f: f.name)
 def test_numeric_limits_are_inclusive(field: NumericField) -> None:
     index = FIELDS.index(field)
-    accepted = parse_chunk(f"{with_field(index, str(field.minimum))}\n{with_field(index, str(field.maximum))}".encode())
+    accepted = parse_chunk(
+        f"{with_field(index, str(field.minimum))}\n{with_field(index, str(field.maximum))}".encode()
+    )
     assert len(accepted) == 2
-    rejected = parse_chunk(f"{with_field(index, str(field.minimum - 1))}\n{with_field(index, str(field.maximum + 1))}".encode())
+    rejected = parse_chunk(
+        f"{with_field(index, str(field.minimum - 1))}\n{with_field(index, str(field.maximum + 1))}".encode()
+    )
     assert len(rejected) == 0
     assert [r.reason for r in rejected.rejections] == [RejectReason.INVALID_VALUE] * 2
 

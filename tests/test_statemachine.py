@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from predictflow.local.stack import LocalStack
-from predictflow.outputs import object_folder, read_dead_letters, read_manifest, read_predictions
 from tests.conftest import EVENTS, ROOT
 from tests.test_records import ARTICLE, HEADER
 
@@ -51,7 +50,9 @@ class Run:
         self.stack = stack
         self.key = f"{stack.outputs['InputPrefix']}{uuid.uuid4().hex[:8]}/{name}"
         before = len(stack.started_executions)
-        response = stack.client("s3").put_object(Bucket=stack.outputs["InputBucketName"], Key=self.key, Body=body)
+        response = stack.client("s3").put_object(
+            Bucket=stack.outputs["InputBucketName"], Key=self.key, Body=body
+        )
         self.version = response["VersionId"]
         self.execution = stack.wait_for_executions(before + 1, timeout=60)[before]
 
@@ -64,22 +65,20 @@ class Run:
         return dict(json.loads(self.execution["output"]))
 
     def predictions(self) -> list[dict[str, Any]]:
-        folder = object_folder("predictions/", self.key, self.version)
-        return list(read_predictions(self.stack.client("s3"), self.stack.outputs["OutputBucketName"], folder))
+        return list(self.stack.results().predictions(self.key, self.version))
 
-    def manifest(self) -> dict[str, Any] | None:
-        folder = object_folder("predictions/", self.key, self.version)
-        return read_manifest(self.stack.client("s3"), self.stack.outputs["OutputBucketName"], folder)
+    def outcome(self) -> dict[str, Any] | None:
+        return self.stack.results().file(self.key, self.version)
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return read_dead_letters(
-            self.stack.client("dynamodb"), self.stack.outputs["DeadLetterTableName"], source_key=self.key
-        )
+        return self.stack.results().dead_letters(source_key=self.key)
 
     def history(self) -> list[dict[str, Any]]:
         sfn = self.stack.client("stepfunctions")
         events: list[dict[str, Any]] = []
-        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=self.execution["executionArn"]):
+        for page in sfn.get_paginator("get_execution_history").paginate(
+            executionArn=self.execution["executionArn"]
+        ):
             events.extend(page["events"])
         return events
 
@@ -156,7 +155,9 @@ def test_a_lambda_service_error_is_retried(stack: LocalStack) -> None:
     assert len(run.predictions()) == 5
 
 
-def test_a_predictor_that_stays_down_dead_letters_the_records_and_fails_the_execution(stack: LocalStack) -> None:
+def test_a_predictor_that_stays_down_dead_letters_the_records_and_fails_the_execution(
+    stack: LocalStack,
+) -> None:
     stack.use_mocks(MOCKS, "PredictorDown")
     run = Run(stack, (EVENTS / "records-mixed.csv").read_bytes())
     assert run.status == "FAILED"
@@ -169,9 +170,14 @@ def test_a_predictor_that_stays_down_dead_letters_the_records_and_fails_the_exec
     assert {e["error_type"] for e in entries if e["line"] in (2, 3, 5)} == {"PredictorUnavailable"}
     assert all("endpoint is down" in e["error_message"] for e in entries if e["line"] in (2, 3, 5))
     assert [e["error_type"] for e in entries if e["line"] in (4, 6)] == ["InvalidValue", "UnknownCategory"]
-    manifest = run.manifest()
-    assert manifest is not None
-    assert (manifest["records"], manifest["predicted"], manifest["dead_lettered"]) == (5, 0, 5)
+    outcome = run.outcome()
+    assert outcome is not None
+    assert (outcome["status"], outcome["records"], outcome["predicted"], outcome["dead_lettered"]) == (
+        "FAILED",
+        5,
+        0,
+        5,
+    )
 
 
 def test_a_file_of_garbage_dead_letters_every_line(stack: LocalStack) -> None:
@@ -204,13 +210,16 @@ def test_an_object_gone_before_fetch_is_dead_lettered_as_a_whole(stack: LocalSta
     event["detail"]["bucket"]["name"] = stack.outputs["InputBucketName"]
     event["detail"]["object"]["key"] = key = f"incoming/{uuid.uuid4().hex}.csv"
     sfn = stack.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], input=json.dumps(event))["executionArn"]
+    arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], input=json.dumps(event))[
+        "executionArn"
+    ]
     stack.started_executions.append(arn)
     described = stack.wait_for_executions(len(stack.started_executions))[-1]
     assert described["status"] == "FAILED"
-    assert described["error"] == "FileRejected"
-    (entry,) = read_dead_letters(stack.client("dynamodb"), stack.outputs["DeadLetterTableName"], source_key=key)
+    assert described["error"] == "ChunksDeadLettered"
+    (entry,) = stack.results().dead_letters(source_key=key)
     assert (entry["line"], entry["error_type"]) == (0, "ObjectNotFound")
+    assert entry["error_message"].startswith("the file could not be read")
 
 
 def test_a_file_above_the_size_limit_is_rejected_without_being_read(stack: LocalStack) -> None:
@@ -229,12 +238,17 @@ def test_the_same_event_delivered_twice_gives_one_set_of_outputs(stack: LocalSta
     run = Run(stack, (EVENTS / "records-mixed.csv").read_bytes())
     event = json.loads(run.history()[0]["executionStartedEventDetails"]["input"])
     sfn = stack.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], input=json.dumps(event))["executionArn"]
+    arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], input=json.dumps(event))[
+        "executionArn"
+    ]
     stack.started_executions.append(arn)
     second = stack.wait_for_executions(len(stack.started_executions))[-1]
     assert second["status"] == "SUCCEEDED"
-    states = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=arn)["events"]
-              if "stateEnteredEventDetails" in e]
+    states = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in sfn.get_execution_history(executionArn=arn)["events"]
+        if "stateEnteredEventDetails" in e
+    ]
     assert states == ["Fetch", "Already Processed?", "Skip Duplicate Event"]
     assert len(run.predictions()) == 3
     assert len(run.dead_letters()) == 2

@@ -17,7 +17,8 @@ ASL = ROOT / "statemachine" / "predictflow.asl.json"
 RESOURCE_LESS_ACTIONS = {
     # Step Functions log delivery (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html)
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
     # X-Ray tracing, added by SAM for `Tracing`
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
     "xray:GetSamplingStatisticSummaries",
@@ -40,7 +41,7 @@ def either_branch(value: Any) -> list[Any]:
 
 
 def statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for name, resource in resources.items():
         if resource["Type"] == "AWS::IAM::Role":
             for conditional in resource["Properties"].get("Policies", []):
@@ -54,7 +55,7 @@ def as_list(value: Any) -> list[Any]:
 
 
 def test_cfn_lint_reports_no_error_or_warning() -> None:
-    from cfnlint.api import lint_all
+    from cfnlint.api import lint_all  # type: ignore[import-untyped]
 
     matches = [str(m) for m in lint_all(TEMPLATE.read_text()) if m.rule.id[0] in "EW"]
     assert matches == []
@@ -128,7 +129,9 @@ def test_the_asl_names_no_arn_and_every_substitution_is_provided() -> None:
     text = ASL.read_text()
     assert "arn:aws:lambda" not in text
     placeholders = set(re.findall(r"\$\{(\w+)\}", text))
-    provided = load_template(TEMPLATE)["Resources"]["PredictionStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    provided = load_template(TEMPLATE)["Resources"]["PredictionStateMachine"]["Properties"][
+        "DefinitionSubstitutions"
+    ]
     assert placeholders == set(provided)
 
 
@@ -151,7 +154,8 @@ def test_every_task_retries_lambda_service_errors_with_capped_jittered_backoff()
         retried = set()
         for retrier in state["Retry"]:
             retried |= set(retrier["ErrorEquals"])
-            assert retrier["MaxDelaySeconds"] > 0 and retrier["JitterStrategy"] == "FULL", name
+            assert retrier["MaxDelaySeconds"] > 0, name
+            assert retrier["JitterStrategy"] == "FULL", name
             assert retrier["BackoffRate"] > 1, name
         assert service_errors <= retried or "States.ALL" in retried, name
         # Validation problems are routed per record, never retried.

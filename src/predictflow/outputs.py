@@ -1,41 +1,37 @@
-"""Reading what the pipeline wrote: manifests, predictions and dead-letter entries."""
+"""Reading what the pipeline wrote, for the CLI and the tests: per-file outcomes from the
+ledger, predictions (ledger item or S3 parts), and dead-letter entries."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
 
+@dataclass(frozen=True)
+class StackNames:
+    """The names a deployed (or local) stack publishes as its Outputs."""
 
-def object_folder(prefix: str, key: str, version_or_etag: str) -> str:
-    return f"{prefix}{key}/{version_or_etag}/"
+    input_bucket: str
+    input_prefix: str
+    output_bucket: str
+    predictions_prefix: str
+    dead_letter_table: str
+    ledger_table: str
+    state_machine_arn: str
 
-
-def read_manifest(s3: Any, bucket: str, folder: str) -> dict[str, Any] | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=f"{folder}_manifest.json")["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-    return dict(json.loads(body))
-
-
-def read_predictions(s3: Any, bucket: str, folder: str) -> Iterator[dict[str, Any]]:
-    """Every prediction line under `folder`, in chunk order."""
-    paginator = s3.get_paginator("list_objects_v2")
-    keys = sorted(
-        item["Key"]
-        for page in paginator.paginate(Bucket=bucket, Prefix=folder)
-        for item in page.get("Contents", [])
-        if item["Key"].endswith(".jsonl")
-    )
-    for key in keys:
-        for line in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines():
-            if line:
-                yield json.loads(line)
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, str]) -> StackNames:
+        return cls(
+            input_bucket=outputs["InputBucketName"],
+            input_prefix=outputs["InputPrefix"],
+            output_bucket=outputs["OutputBucketName"],
+            predictions_prefix=outputs["PredictionsPrefix"],
+            dead_letter_table=outputs["DeadLetterTableName"],
+            ledger_table=outputs["LedgerTableName"],
+            state_machine_arn=outputs["StateMachineArn"],
+        )
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -46,22 +42,65 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_dead_letters(
-    dynamodb: Any, table: str, *, source_key: str | None = None, error_type: str | None = None
-) -> list[dict[str, Any]]:
-    """Dead-letter entries, oldest source first, in line order."""
-    filters, values = [], {}
-    if source_key is not None:
-        filters.append("source_key = :source_key")
-        values[":source_key"] = {"S": source_key}
-    if error_type is not None:
-        filters.append("error_type = :error_type")
-        values[":error_type"] = {"S": error_type}
-    arguments: dict[str, Any] = {"TableName": table}
-    if filters:
-        arguments["FilterExpression"] = " AND ".join(filters)
-        arguments["ExpressionAttributeValues"] = values
-    paginator = dynamodb.get_paginator("scan")
-    entries = [_plain(item) for page in paginator.paginate(**arguments) for item in page.get("Items", [])]
-    entries.sort(key=lambda entry: (entry["pk"], entry["sk"]))
-    return entries
+class Results:
+    def __init__(self, names: StackNames, s3: Any, dynamodb: Any) -> None:
+        self.names = names
+        self._s3 = s3
+        self._dynamodb = dynamodb
+
+    def file(self, key: str, version: str) -> dict[str, Any] | None:
+        """The ledger item of one uploaded version: status, counts, execution."""
+        identity = f"s3://{self.names.input_bucket}/{key}#{version}"
+        item = self._dynamodb.get_item(
+            TableName=self.names.ledger_table, Key={"pk": {"S": identity}}, ConsistentRead=True
+        ).get("Item")
+        return _plain(item) if item else None
+
+    def files(self) -> list[dict[str, Any]]:
+        paginator = self._dynamodb.get_paginator("scan")
+        items = [
+            _plain(item)
+            for page in paginator.paginate(TableName=self.names.ledger_table)
+            for item in page.get("Items", [])
+        ]
+        return sorted(items, key=lambda item: str(item.get("claimed_at", "")))
+
+    def predictions(self, key: str, version: str) -> Iterator[dict[str, Any]]:
+        """Every prediction for one uploaded version, in line order."""
+        outcome = self.file(key, version)
+        if outcome and outcome.get("predictions_jsonl"):
+            for line in str(outcome["predictions_jsonl"]).splitlines():
+                yield json.loads(line)
+            return
+        folder = f"{self.names.predictions_prefix}{key}/{version}/"
+        paginator = self._s3.get_paginator("list_objects_v2")
+        keys = sorted(
+            item["Key"]
+            for page in paginator.paginate(Bucket=self.names.output_bucket, Prefix=folder)
+            for item in page.get("Contents", [])
+            if item["Key"].endswith(".jsonl")
+        )
+        for part in keys:
+            for line in self._s3.get_object(Bucket=self.names.output_bucket, Key=part)["Body"].iter_lines():
+                if line:
+                    yield json.loads(line)
+
+    def dead_letters(
+        self, *, source_key: str | None = None, error_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Dead-letter entries, grouped by source version, in line order."""
+        filters, values = [], {}
+        if source_key is not None:
+            filters.append("source_key = :source_key")
+            values[":source_key"] = {"S": source_key}
+        if error_type is not None:
+            filters.append("error_type = :error_type")
+            values[":error_type"] = {"S": error_type}
+        arguments: dict[str, Any] = {"TableName": self.names.dead_letter_table}
+        if filters:
+            arguments["FilterExpression"] = " AND ".join(filters)
+            arguments["ExpressionAttributeValues"] = values
+        paginator = self._dynamodb.get_paginator("scan")
+        entries = [_plain(item) for page in paginator.paginate(**arguments) for item in page.get("Items", [])]
+        entries.sort(key=lambda entry: (entry["pk"], entry["sk"]))
+        return entries

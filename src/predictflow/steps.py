@@ -14,11 +14,12 @@ when it is too large for the state (see `WorkStore`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from predictflow.errors import FileTooLarge
+from predictflow.errors import FileTooLarge, MalformedEvent
 from predictflow.predictors import Predictor, label_for
 from predictflow.records import parse_chunk
 from predictflow.schema import FEATURE_NAMES
@@ -56,6 +57,15 @@ class Stores:
         )
 
 
+SMALL_FILE_RECORDS = 10
+"""A file of at most this many records keeps its predictions on its ledger item (see
+`route_chunk`); larger files get JSON-lines objects in S3 and a manifest."""
+
+
+def to_jsonl(entries: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries)
+
+
 def execution_name(execution_arn: str) -> str:
     return execution_arn.rsplit(":", 1)[-1]
 
@@ -76,9 +86,10 @@ def fetch(event: dict[str, Any], execution_arn: str, settings: Settings, stores:
         raise FileTooLarge(
             f"s3://{ref.bucket}/{ref.key} is {ref.size} bytes; the limit is {settings.max_file_bytes}"
         )
-    size = stores.source.head(ref)
-    if size <= settings.chunk_bytes:
-        plan["chunks"] = [{"index": 1, "first_line": 1, "start": 0, "end": size}]
+    if ref.size <= settings.chunk_bytes:
+        # One chunk: Validate's ranged GET of the pinned version is the first read, and it
+        # reports a missing object as well as a HEAD would, for one request less.
+        plan["chunks"] = [{"index": 1, "first_line": 1, "start": 0, "end": ref.size}]
     else:
         plan["chunks"] = plan_chunks(stores.source.stream(ref), settings.chunk_bytes)
     return plan
@@ -159,7 +170,12 @@ def route_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
         if actual is not None:
             entry["actual"] = actual
         predictions.append(entry)
-    if predictions:
+    counts = {}
+    if _is_whole_small_file(ref, chunk, len(predictions)):
+        # An S3 PUT costs as much as the rest of a one-record file's processing; its
+        # predictions ride to Finalize and are kept on the file's ledger item instead.
+        counts["predictions_jsonl"] = to_jsonl(predictions)
+    elif predictions:
         stores.predictions.write_part(ref, int(chunk["index"]), predictions)
     at = now()
     dead = [
@@ -167,7 +183,13 @@ def route_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
         for line, raw, error_type, message in batch["rejections"]
     ]
     stores.dead_letters.put(dead)
-    return _counts(chunk, records=len(predictions) + len(dead), predicted=len(predictions), dead=len(dead))
+    return counts | _counts(
+        chunk, records=len(predictions) + len(dead), predicted=len(predictions), dead=len(dead)
+    )
+
+
+def _is_whole_small_file(ref: ObjectRef, chunk: dict[str, Any], predicted: int) -> bool:
+    return int(chunk["start"]) == 0 and int(chunk["end"]) >= ref.size and predicted <= SMALL_FILE_RECORDS
 
 
 def _counts(
@@ -202,15 +224,18 @@ def dead_letter_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]
     at = now()
     validated = state.get("validated")
     if validated is None:
+        whole_file = int(chunk["start"]) == 0 and int(chunk["end"]) >= ref.size
         message = (
-            f"lines from {chunk['first_line']} (bytes {chunk['start']}-{chunk['end']}) "
+            f"the file could not be read: {cause}"
+            if whole_file
+            else f"lines from {chunk['first_line']} (bytes {chunk['start']}-{chunk['end']}) "
             f"could not be read: {cause}"
         )
         entry = DeadLetter(
             ref.bucket,
             ref.key,
             ref.version_id,
-            int(chunk["first_line"]),
+            0 if whole_file else int(chunk["first_line"]),
             "",
             error_type,
             message,
@@ -245,14 +270,22 @@ def dead_letter_file(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
     """The file could not be processed at all: one entry, line 0, says why."""
     event = payload["event"]
     error_type, cause = _error_of(event)
+    execution_arn = payload["execution_arn"]
     try:
-        ref = ObjectRef.from_event(event)
-        bucket, key, version = ref.bucket, ref.key, ref.version_id
-    except Exception:  # noqa: BLE001 - an unreadable event is itself the thing to record
-        bucket, key, version = "unknown", "unknown", None
-    entry = DeadLetter(bucket, key, version, 0, "", error_type, cause, payload["execution_arn"], now())
+        ref: ObjectRef | None = ObjectRef.from_event(event)
+    except MalformedEvent:
+        ref = None
+    if ref is None:
+        # Not an S3 event at all: the entry keeps what arrived, so it can be looked into.
+        raw = json.dumps({k: v for k, v in event.items() if k != "error"})[:1024]
+        entry = DeadLetter("unknown", "unknown", None, 0, raw, error_type, cause, execution_arn, now())
+        stores.dead_letters.put([entry])
+        return {"source_key": "unknown", "dead_letters_written": 1}
+    entry = DeadLetter(ref.bucket, ref.key, ref.version_id, 0, "", error_type, cause, execution_arn, now())
     stores.dead_letters.put([entry])
-    return {"source_key": key, "dead_letters_written": 1}
+    counts = {"records": 0, "predicted": 0, "dead_lettered": 1, "failed_chunks": 0}
+    stores.ledger.finish(ref, execution_arn, "FAILED", counts, error=error_type)
+    return {"source_key": ref.key, "dead_letters_written": 1}
 
 
 def finalize(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
@@ -283,6 +316,9 @@ def finalize(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
         )
         totals["dead_lettered"] = written = 1
     status = "SUCCEEDED" if failed_chunks == 0 and totals["records"] > 0 else "FAILED"
+    inline = "".join(str(c.get("predictions_jsonl", "")) for c in chunk_counts)
+    parts = [stores.predictions.part_key(ref, int(c["chunk"])) for c in chunk_counts if c["predicted"]]
+    parts = [] if inline else parts
     summary = {
         "source_bucket": ref.bucket,
         "source_key": ref.key,
@@ -292,17 +328,12 @@ def finalize(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
         **totals,
         "failed_chunks": failed_chunks,
         "chunks": len(chunk_counts),
-        "predictions": f"s3://{stores.predictions.bucket}/{stores.predictions.folder(ref)}",
+        "predictions": (
+            f"s3://{stores.predictions.bucket}/{stores.predictions.folder(ref)}" if parts else "ledger"
+        ),
         "finished_at": now(),
     }
-    stores.predictions.write_manifest(
-        ref,
-        summary
-        | {
-            "parts": [
-                stores.predictions.part_key(ref, int(c["chunk"])) for c in chunk_counts if c["predicted"]
-            ],
-        },
-    )
-    stores.ledger.finish(ref, status, totals | {"failed_chunks": failed_chunks})
+    if parts:
+        stores.predictions.write_manifest(ref, summary | {"parts": parts})
+    stores.ledger.finish(ref, execution_arn, status, totals | {"failed_chunks": failed_chunks}, inline)
     return summary | {"dead_letters_written": written}

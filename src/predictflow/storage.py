@@ -103,13 +103,6 @@ class SourceReader:
             return {"VersionId": ref.version_id}
         return {"IfMatch": f'"{ref.etag}"'}
 
-    def head(self, ref: ObjectRef) -> int:
-        try:
-            response = self._s3.head_object(Bucket=ref.bucket, Key=ref.key, **self._version_args(ref))
-        except (ClientError, BotoCoreError) as error:
-            raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
-        return int(response["ContentLength"])
-
     def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         """Bytes [start, end) of the pinned version."""
         if end <= start:
@@ -297,16 +290,45 @@ class Ledger:
         )
         return str(holder["Item"]["execution_arn"]["S"])
 
-    def finish(self, ref: ObjectRef, status: str, counts: dict[str, int]) -> None:
+    def finish(
+        self,
+        ref: ObjectRef,
+        execution_arn: str,
+        status: str,
+        counts: dict[str, int],
+        predictions_jsonl: str = "",
+        error: str = "",
+    ) -> None:
+        """Record how the file ended: one write, creating the item if it was never claimed."""
+        values: dict[str, dict[str, str]] = {
+            ":status": {"S": status},
+            ":at": {"S": now()},
+            ":arn": {"S": execution_arn},
+            ":bucket": {"S": ref.bucket},
+            ":key": {"S": ref.key},
+        }
+        values |= {f":{name}": {"N": str(value)} for name, value in counts.items()}
+        assignments = [
+            "#status = :status",
+            "finished_at = :at",
+            "execution_arn = :arn",
+            "source_bucket = :bucket",
+            "source_key = :key",
+        ]
+        assignments += [f"#{name} = :{name}" for name in counts]
+        if predictions_jsonl:
+            values[":predictions"] = {"S": predictions_jsonl}
+            assignments.append("predictions_jsonl = :predictions")
+        if error:
+            values[":error"] = {"S": error}
+            assignments.append("error_type = :error")
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": ref.identity}},
-                UpdateExpression="SET #status = :status, finished_at = :at, "
-                + ", ".join(f"#{name} = :{name}" for name in counts),
+                UpdateExpression="SET " + ", ".join(assignments),
                 ExpressionAttributeNames={"#status": "status"} | {f"#{name}": name for name in counts},
-                ExpressionAttributeValues={":status": {"S": status}, ":at": {"S": now()}}
-                | {f":{name}": {"N": str(value)} for name, value in counts.items()},
+                ExpressionAttributeValues=values,
             )
-        except (ClientError, BotoCoreError) as error:
-            raise_storage_error(error, f"dynamodb:{self._table}")
+        except (ClientError, BotoCoreError) as failure:
+            raise_storage_error(failure, f"dynamodb:{self._table}")

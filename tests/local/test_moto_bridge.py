@@ -34,19 +34,33 @@ def aws() -> Iterator[None]:
         yield
 
 
+def trusting(service: str) -> str:
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def role_arn() -> str:
     iam = boto3.client("iam", region_name=REGION)
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
-    return str(iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+    return str(
+        iam.create_role(RoleName="r", AssumeRolePolicyDocument=trusting("states.amazonaws.com"))["Role"][
+            "Arn"
+        ]
+    )
 
 
 def s3_to_state_machine() -> tuple[str, str]:
     """A bucket whose object-created events a rule sends to a state machine."""
     s3, events, sfn = (boto3.client(s, region_name=REGION) for s in ("s3", "events", "stepfunctions"))
     s3.create_bucket(Bucket="input-bucket")
-    s3.put_bucket_notification_configuration(Bucket="input-bucket", NotificationConfiguration={"EventBridgeConfiguration": {}})
-    machine = sfn.create_state_machine(name="m", definition=PASS_DEFINITION, roleArn=role_arn())["stateMachineArn"]
-    events.put_rule(Name="r", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]}))
+    s3.put_bucket_notification_configuration(
+        Bucket="input-bucket", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    machine = sfn.create_state_machine(name="m", definition=PASS_DEFINITION, roleArn=role_arn())[
+        "stateMachineArn"
+    ]
+    events.put_rule(
+        Name="r", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]})
+    )
     events.put_targets(Rule="r", Targets=[{"Id": "sfn", "Arn": machine}])
     return "input-bucket", machine
 
@@ -80,7 +94,8 @@ def test_with_the_bridge_the_rule_starts_an_execution_with_an_aws_shaped_event(a
     finally:
         bridge.close()
     first, second = (event["detail"]["object"] for event in started)
-    assert "etag" in first and "eTag" not in first
+    assert "etag" in first
+    assert "eTag" not in first
     assert first["sequencer"] != second["sequencer"]
     assert isinstance(started[0]["time"], str)
 
@@ -88,9 +103,9 @@ def test_with_the_bridge_the_rule_starts_an_execution_with_an_aws_shaped_event(a
 def test_pinned_moto_sends_s3_events_with_etag_misspelt_and_a_constant_sequencer(aws: None) -> None:
     from moto.events.models import Rule
 
-    seen: list[dict[str, Any]] = []
+    seen: list[Any] = []
     original = Rule.send_to_targets
-    Rule.send_to_targets = lambda rule, event, transform_input=True: seen.append(event)  # type: ignore[method-assign, assignment, misc]
+    Rule.send_to_targets = lambda rule, event, transform_input=True: seen.append(event)  # type: ignore[method-assign, assignment, misc, arg-type]
     try:
         s3_to_state_machine()
         s3 = boto3.client("s3", region_name=REGION)
@@ -98,7 +113,9 @@ def test_pinned_moto_sends_s3_events_with_etag_misspelt_and_a_constant_sequencer
         s3.put_object(Bucket="input-bucket", Key="b", Body=b"2")
     finally:
         Rule.send_to_targets = original  # type: ignore[method-assign]
-    assert "eTag" in seen[0]["detail"]["object"], "moto now spells etag as AWS does: simplify aws_shaped_s3_event"
+    assert "eTag" in seen[0]["detail"]["object"], (
+        "moto now spells etag as AWS does: simplify aws_shaped_s3_event"
+    )
     assert seen[0]["detail"]["object"]["sequencer"] == seen[1]["detail"]["object"]["sequencer"]
     shaped = aws_shaped_s3_event(seen[0])
     assert shaped["detail"]["object"]["etag"] == seen[0]["detail"]["object"]["eTag"]
@@ -106,7 +123,9 @@ def test_pinned_moto_sends_s3_events_with_etag_misspelt_and_a_constant_sequencer
 
 def test_pinned_moto_names_an_unnamed_execution_none_and_the_bridge_names_it_a_uuid(aws: None) -> None:
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    machine = sfn.create_state_machine(name="m", definition=PASS_DEFINITION, roleArn=role_arn())["stateMachineArn"]
+    machine = sfn.create_state_machine(name="m", definition=PASS_DEFINITION, roleArn=role_arn())[
+        "stateMachineArn"
+    ]
     assert sfn.start_execution(stateMachineArn=machine)["executionArn"].endswith(":None")
     bridge = MotoBridge(LambdaInvoker()).install()
     try:
@@ -116,23 +135,32 @@ def test_pinned_moto_names_an_unnamed_execution_none_and_the_bridge_names_it_a_u
     assert len(arn.rsplit(":", 1)[1]) == 36
 
 
-def lambda_function(handler: Any, timeout: float = 3.0) -> str:
+def lambda_function() -> str:
+    """A function moto knows about (its code is never run by moto here)."""
     client = boto3.client("lambda", region_name=REGION)
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
-    role = boto3.client("iam", region_name=REGION).create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps(trust))
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=trusting("lambda.amazonaws.com"))
     import io
     import zipfile
 
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("app.py", "def lambda_handler(e, c): return 'moto ran this'\n")
-    arn = client.create_function(FunctionName="fn", Runtime="python3.12", Role=role["Role"]["Arn"], Handler="app.lambda_handler", Code={"ZipFile": archive.getvalue()})["FunctionArn"]  # fmt: skip
-    return str(arn)
+    created = client.create_function(
+        FunctionName="fn",
+        Runtime="python3.12",
+        Role=role["Role"]["Arn"],
+        Handler="app.lambda_handler",
+        Code={"ZipFile": archive.getvalue()},
+    )
+    return str(created["FunctionArn"])
 
 
 def test_pinned_moto_does_not_run_lambda_code_without_docker(aws: None) -> None:
-    lambda_function(None)
-    payload = boto3.client("lambda", region_name=REGION).invoke(FunctionName="fn", Payload=b"{}")["Payload"].read()
+    lambda_function()
+    payload = (
+        boto3.client("lambda", region_name=REGION).invoke(FunctionName="fn", Payload=b"{}")["Payload"].read()
+    )
     assert b"moto ran this" not in payload, "moto now runs Lambda code: the invoker may be unnecessary"
 
 
@@ -145,7 +173,7 @@ def test_the_invoker_runs_the_handler_and_honours_the_lambda_error_contract(aws:
             raise Throttled("slow down")
         return {"doubled": event["n"] * 2, "function": context.function_name}
 
-    arn = lambda_function(None)
+    arn = lambda_function()
     invoker = LambdaInvoker()
     invoker.register(LocalFunction("fn", arn, handler, 3.0, 128))
     bridge = MotoBridge(invoker).install()
@@ -164,7 +192,7 @@ def test_the_invoker_runs_the_handler_and_honours_the_lambda_error_contract(aws:
 
 
 def test_a_handler_that_overruns_its_timeout_is_reported_as_lambda_does(aws: None) -> None:
-    arn = lambda_function(None)
+    arn = lambda_function()
     invoker = LambdaInvoker()
     invoker.register(LocalFunction("fn", arn, lambda e, c: time.sleep(2), 0.2, 128))
     payload, errored = invoker.invoke("fn", {})
@@ -175,17 +203,25 @@ def test_a_handler_that_overruns_its_timeout_is_reported_as_lambda_does(aws: Non
 def test_retry_waits_are_scaled_and_restored(aws: None) -> None:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
+    # moto's module imports `time`; the bridge swaps that reference.
     bridge = MotoBridge(LambdaInvoker(), retry_wait_scale=0.0).install()
-    assert retrier_decl.time is not time
+    assert retrier_decl.time is not time  # type: ignore[attr-defined]
     bridge.close()
-    assert retrier_decl.time is time
+    assert retrier_decl.time is time  # type: ignore[attr-defined]
 
 
 def test_pinned_moto_ignores_bucket_policy_conditions(aws: None) -> None:
     """Why the local deploy leaves conditional Deny statements out (and says so)."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="tls-only")
-    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::tls-only/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}  # fmt: skip
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": "arn:aws:s3:::tls-only/*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    deny = {"Version": "2012-10-17", "Statement": [statement]}
     s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps(deny))
     with pytest.raises(s3.exceptions.ClientError) as refused:
         s3.put_object(Bucket="tls-only", Key="k", Body=b"over https")

@@ -12,8 +12,6 @@ from typing import Any
 
 import click
 
-from predictflow.outputs import object_folder, read_dead_letters, read_manifest, read_predictions
-
 
 @dataclass
 class FileResult:
@@ -132,43 +130,29 @@ def _wait(
 def _result(
     stack: Any, path: Path, key: str, version: str, described: dict[str, Any], seconds: float
 ) -> FileResult:
-    outputs = stack.outputs
-    manifest = read_manifest(
-        stack.client("s3"),
-        outputs["OutputBucketName"],
-        object_folder(outputs["PredictionsPrefix"], key, version),
-    )
-    if manifest is not None:
-        records, predicted, dead = manifest["records"], manifest["predicted"], manifest["dead_lettered"]
-    else:  # rejected as a whole before any chunk ran: its entries are all there is
-        dead = len(
-            read_dead_letters(stack.client("dynamodb"), outputs["DeadLetterTableName"], source_key=key)
-        )
-        records, predicted = 0, 0
+    outcome = stack.results().file(key, version) or {}
     return FileResult(
-        str(path),
-        key,
-        described["executionArn"],
-        described["status"],
-        int(records),
-        int(predicted),
-        int(dead),
-        round(seconds, 3),
+        file=str(path),
+        key=key,
+        execution=described["executionArn"],
+        status=described["status"],
+        records=int(outcome.get("records", 0)),
+        predicted=int(outcome.get("predicted", 0)),
+        dead_lettered=int(outcome.get("dead_lettered", 0)),
+        seconds=round(seconds, 3),
     )
 
 
 def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], out_dir: Path) -> None:
-    outputs = stack.outputs
-    s3, dynamodb = stack.client("s3"), stack.client("dynamodb")
+    results = stack.results()
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
     (out_dir / "dead-letter").mkdir(parents=True, exist_ok=True)
     for path, key, version in uploads:
-        folder = object_folder(outputs["PredictionsPrefix"], key, version)
         with (out_dir / "predictions" / f"{path.name}.jsonl").open("w") as out:
-            for prediction in read_predictions(s3, outputs["OutputBucketName"], folder):
+            for prediction in results.predictions(key, version):
                 out.write(json.dumps(prediction) + "\n")
         with (out_dir / "dead-letter" / f"{path.name}.jsonl").open("w") as out:
-            for entry in read_dead_letters(dynamodb, outputs["DeadLetterTableName"], source_key=key):
+            for entry in results.dead_letters(source_key=key):
                 out.write(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}) + "\n")
 
 

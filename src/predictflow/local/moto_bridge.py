@@ -356,7 +356,7 @@ class MotoBridge:
         if self.retry_wait_scale != 1.0:
             from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-            retrier_decl.time = _ScaledTime(self.retry_wait_scale)  # type: ignore[assignment]
+            retrier_decl.time = _ScaledTime(self.retry_wait_scale)  # type: ignore[assignment, attr-defined]
             self._undo.append(lambda: setattr(retrier_decl, "time", time))
         return self
 

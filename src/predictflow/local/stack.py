@@ -28,6 +28,7 @@ from predictflow.local.moto_bridge import (
     StepFunctionsLocalMocks,
     check_moto_version,
 )
+from predictflow.outputs import Results, StackNames
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]
 TEMPLATE: Final = PROJECT_ROOT / "template.yaml"
@@ -148,6 +149,9 @@ class LocalStack:
         if self.deployment is None:
             raise RuntimeError("the local stack is not started")
         return self.deployment.outputs
+
+    def results(self) -> Results:
+        return Results(StackNames.from_outputs(self.outputs), self.client("s3"), self.client("dynamodb"))
 
     @property
     def delivery_errors(self) -> list[str]:

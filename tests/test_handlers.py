@@ -1,0 +1,166 @@
+"""The four Lambda handlers, called as Lambda calls them, on the sample events in events/
+(the ones `sam local invoke -e` takes), against S3 and DynamoDB in moto."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from predictflow.local.moto_bridge import LambdaContext, load_handler
+from predictflow.steps import plan_chunks
+from predictflow.storage import INLINE_PAYLOAD_LIMIT
+from tests.conftest import EVENTS, ROOT
+
+ENVIRONMENT = {
+    "PREDICTFLOW_OUTPUT_BUCKET": "predictflow-output-bucket",
+    "PREDICTFLOW_PREDICTIONS_PREFIX": "predictions/",
+    "PREDICTFLOW_WORK_PREFIX": "work/",
+    "PREDICTFLOW_DEAD_LETTER_TABLE": "dead-letters",
+    "PREDICTFLOW_LEDGER_TABLE": "ledger",
+    "PREDICTFLOW_MAX_FILE_BYTES": "1000000",
+    "PREDICTFLOW_CHUNK_BYTES": "4096",
+    "PREDICTFLOW_PREDICTOR_BACKEND": "embedded",
+    "POWERTOOLS_SERVICE_NAME": "predictflow",
+    "POWERTOOLS_METRICS_NAMESPACE": "predictflow",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def table(name: str, *keys: str) -> None:
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        KeySchema=[
+            {"AttributeName": k, "KeyType": kind} for k, kind in zip(keys, ("HASH", "RANGE"), strict=False)
+        ],
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The stack's storage in moto, the mixed sample uploaded; yields its version id."""
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in ("predictflow-input-bucket", "predictflow-output-bucket"):
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        table("dead-letters", "pk", "sk")
+        table("ledger", "pk")
+        body = (EVENTS / "records-mixed.csv").read_bytes()
+        yield s3.put_object(Bucket="predictflow-input-bucket", Key="incoming/records-mixed.csv", Body=body)[
+            "VersionId"
+        ]
+
+
+def handler(name: str) -> Handler:
+    return load_handler(ROOT / "functions" / name, "app.lambda_handler", f"test_handler_{name}")
+
+
+def context(name: str) -> LambdaContext:
+    return LambdaContext(name, f"arn:aws:lambda:us-east-1:123456789012:function:{name}", 1024, 120)
+
+
+def sample(name: str, version: str) -> dict[str, Any]:
+    """A sample event, pointed at the object this test uploaded."""
+    text = (EVENTS / f"{name}.json").read_text()
+    original = json.loads((EVENTS / "s3-object-created.json").read_text())["detail"]["object"]
+    size = len((EVENTS / "records-mixed.csv").read_bytes())
+    text = text.replace(original["version-id"], version).replace('"size": 789', f'"size": {size}')
+    return dict(json.loads(text.replace('"end": 789', f'"end": {size}')))
+
+
+def test_the_sample_events_run_through_all_four_handlers(aws: str) -> None:
+    plan = handler("fetch")(sample("fetch", aws), context("fetch"))
+    assert plan["duplicate"] is False
+    assert plan["chunks"] == [{"index": 1, "first_line": 1, "start": 0, "end": plan["object"]["size"]}]
+    step = {"object": plan["object"], "execution_arn": plan["execution_arn"], "chunk": plan["chunks"][0]}
+    validated = handler("validate")(step, context("validate"))
+    assert [r[0] for r in validated["inline"]["records"]] == [2, 3, 5]
+    assert [r[0] for r in validated["inline"]["rejections"]] == [4, 6]
+    predicted = handler("predict")(step | {"batch": validated}, context("predict"))
+    assert len(predicted["inline"]["probabilities"]) == 3
+    counts = handler("route")({"action": "route_chunk", **step, "batch": predicted}, context("route"))
+    assert (counts["records"], counts["predicted"], counts["dead_lettered"]) == (5, 3, 2)
+    summary = handler("route")(
+        {
+            "action": "finalize",
+            "object": plan["object"],
+            "execution_arn": plan["execution_arn"],
+            "chunk_counts": [counts],
+        },
+        context("route"),
+    )
+    assert summary["status"] == "SUCCEEDED"
+    ledger = boto3.client("dynamodb").scan(TableName="ledger")["Items"]
+    assert [item["status"]["S"] for item in ledger] == ["SUCCEEDED"]
+
+
+@pytest.mark.parametrize("name", ["validate", "predict", "route", "route-finalize"])
+def test_each_sample_event_is_accepted_by_its_handler(aws: str, name: str) -> None:
+    function = name.split("-")[0]
+    result = handler(function)(sample(name, aws), context(function))
+    assert isinstance(result, dict)
+
+
+def test_fetch_refuses_a_second_claim_on_the_same_object_version(aws: str) -> None:
+    fetch = handler("fetch")
+    first = fetch(sample("fetch", aws), context("fetch"))
+    again = fetch(sample("fetch", aws), context("fetch"))  # a retry of the same execution
+    other = fetch(
+        sample("fetch", aws) | {"execution_arn": first["execution_arn"] + "-other"}, context("fetch")
+    )
+    assert first["duplicate"] is False
+    assert again["duplicate"] is False
+    assert other["duplicate"] is True
+    assert other["claimed_by"] == first["execution_arn"]
+
+
+def test_large_batches_travel_by_reference_not_through_the_state(aws: str) -> None:
+    lines = (ROOT / "model" / "data" / "adult.data").read_bytes().splitlines(keepends=True)[:2000]
+    body = b"".join(lines)
+    s3 = boto3.client("s3")
+    version = s3.put_object(Bucket="predictflow-input-bucket", Key="incoming/big.csv", Body=body)["VersionId"]
+    obj = {
+        "bucket": "predictflow-input-bucket",
+        "key": "incoming/big.csv",
+        "version_id": version,
+        "etag": "x",
+        "size": len(body),
+    }
+    step = {
+        "object": obj,
+        "execution_arn": "arn:aws:states:us-east-1:1:execution:m:big",
+        "chunk": {"index": 1, "first_line": 1, "start": 0, "end": len(body)},
+    }
+    validated = handler("validate")(step, context("validate"))
+    assert set(validated) == {"s3"}
+    assert validated["s3"]["bytes"] > INLINE_PAYLOAD_LIMIT
+    assert len(json.dumps(validated)) < 1024
+    stored = json.loads(
+        s3.get_object(Bucket="predictflow-output-bucket", Key=validated["s3"]["key"])["Body"].read()
+    )
+    assert len(stored["records"]) == 2000
+
+
+def test_chunk_plans_cover_the_object_exactly_at_line_breaks() -> None:
+    data = (ROOT / "model" / "data" / "adult.data").read_bytes()[:300_000]
+    data = data[: data.rindex(b"\n") + 1]
+    blocks = [data[i : i + 7_777] for i in range(0, len(data), 7_777)]
+    chunks = plan_chunks(blocks, 4096)
+    assert chunks[0]["start"] == 0
+    assert chunks[-1]["end"] == len(data)
+    for before, after in itertools.pairwise(chunks):
+        assert before["end"] == after["start"]
+        assert data[before["end"] - 1 : before["end"]] == b"\n"
+        assert after["first_line"] == data[: after["start"]].count(b"\n") + 1
