@@ -236,15 +236,22 @@ def _fast_path(
     with its reason.
     """
     count = len(positions)
-    flat = ",".join([texts[i] for i in positions]).replace(", ", ",").split(",")
+    lines = ", ".join([texts[i] for i in positions])
+    # The census format puts a space after every comma. Every line here has width - 1
+    # commas, so the split comes out whole exactly when each comma has its space; any
+    # other spacing is normalised first.
+    flat = lines.split(", ")
+    if len(flat) != count * width:
+        flat = lines.replace(", ", ",").split(",")
     ok = np.ones(count, dtype=bool)
     matrix = np.empty((count, _FIELD_COUNT), dtype=np.float32)
     numbers = np.empty((count, len(NUMERIC_COLUMNS)), dtype=np.int64)
     for place, index in enumerate(NUMERIC_COLUMNS):
         column = flat[index::width]
-        joined = "".join(column)
-        if all(column) and joined.isascii() and joined.isdigit():
-            numbers[:, place] = np.fromiter(map(int, column), np.int64, count)
+        joined = ",".join(column)
+        if all(column) and joined.isascii() and joined.replace(",", "").isdigit():
+            # Every field is plain ASCII digits, so numpy's own parser reads them exactly.
+            numbers[:, place] = np.fromstring(joined, dtype=np.int64, sep=",")
         else:
             plain = [text.isascii() and text.isdigit() for text in column]
             numbers[:, place] = [int(t) if good else 0 for t, good in zip(column, plain, strict=True)]
