@@ -122,8 +122,8 @@ def main() -> None:
         return
     t, s, c = results["throughput"], results["single_record"], results["cold_start"]
     print(
-        f"throughput, batches of {BATCH:,} (parse+encode+predict, 1 core): {t['records_per_second']:,.0f} records/s "
-        f"({t['batch_ms_median']:.1f} ms per batch)"
+        f"throughput, batches of {BATCH:,} (parse+encode+predict, 1 core): "
+        f"{t['records_per_second']:,.0f} records/s ({t['batch_ms_median']:.1f} ms per batch)"
     )
     print(f"single record: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms")
     print(

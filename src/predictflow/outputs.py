@@ -68,9 +68,22 @@ class Results:
     def predictions(self, key: str, version: str) -> Iterator[dict[str, Any]]:
         """Every prediction for one uploaded version, in line order."""
         outcome = self.file(key, version)
-        if outcome and outcome.get("predictions_jsonl"):
-            for line in str(outcome["predictions_jsonl"]).splitlines():
-                yield json.loads(line)
+        if outcome and outcome.get("compact_predictions"):
+            from predictflow.steps import prediction_entry
+            from predictflow.storage import ObjectRef
+
+            compact = json.loads(outcome["compact_predictions"])
+            ref = ObjectRef(self.names.input_bucket, key, version, version, 0)
+            for line, values, probability, actual in compact["rows"]:
+                yield prediction_entry(
+                    ref,
+                    line,
+                    values,
+                    probability,
+                    actual,
+                    compact["model_version"],
+                    str(outcome["execution_arn"]),
+                )
             return
         folder = f"{self.names.predictions_prefix}{key}/{version}/"
         paginator = self._s3.get_paginator("list_objects_v2")

@@ -57,13 +57,36 @@ class Stores:
         )
 
 
-SMALL_FILE_RECORDS = 10
+SMALL_FILE_RECORDS = 3
 """A file of at most this many records keeps its predictions on its ledger item (see
-`route_chunk`); larger files get JSON-lines objects in S3 and a manifest."""
+`route_chunk`), compactly, so that the item stays within one DynamoDB write unit; larger
+files get JSON-lines objects in S3 and a manifest."""
 
 
-def to_jsonl(entries: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries)
+def prediction_entry(
+    ref: ObjectRef,
+    line: int,
+    values: list[Any],
+    probability: float,
+    actual: str | None,
+    model_version: str,
+    execution_arn: str,
+) -> dict[str, Any]:
+    """One success entry: the shape of every prediction the pipeline stores."""
+    entry = {
+        "source_bucket": ref.bucket,
+        "source_key": ref.key,
+        "version_id": ref.version_id,
+        "line": line,
+        "features": dict(zip(FEATURE_NAMES, values, strict=True)),
+        "label": label_for(probability),
+        "probability": probability,
+        "model_version": model_version,
+        "execution_arn": execution_arn,
+    }
+    if actual is not None:
+        entry["actual"] = actual
+    return entry
 
 
 def execution_name(execution_arn: str) -> str:
@@ -154,38 +177,28 @@ def route_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
     chunk = payload["chunk"]
     batch = stores.work.unstash(payload["batch"])
     model_version = batch["model_version"]
-    predictions = []
-    for (line, values, actual), probability in zip(batch["records"], batch["probabilities"], strict=True):
-        entry = {
-            "source_bucket": ref.bucket,
-            "source_key": ref.key,
-            "version_id": ref.version_id,
-            "line": line,
-            "features": dict(zip(FEATURE_NAMES, values, strict=True)),
-            "label": label_for(probability),
-            "probability": probability,
-            "model_version": model_version,
-            "execution_arn": execution_arn,
-        }
-        if actual is not None:
-            entry["actual"] = actual
-        predictions.append(entry)
-    counts = {}
-    if _is_whole_small_file(ref, chunk, len(predictions)):
-        # An S3 PUT costs as much as the rest of a one-record file's processing; its
-        # predictions ride to Finalize and are kept on the file's ledger item instead.
-        counts["predictions_jsonl"] = to_jsonl(predictions)
-    elif predictions:
-        stores.predictions.write_part(ref, int(chunk["index"]), predictions)
+    scored = [
+        [line, values, probability, actual]
+        for (line, values, actual), probability in zip(batch["records"], batch["probabilities"], strict=True)
+    ]
+    counts: dict[str, Any] = {}
+    if _is_whole_small_file(ref, chunk, len(scored)):
+        # An S3 PUT costs more than the rest of a one-record file's processing; its
+        # predictions ride to Finalize in compact form and are kept on its ledger item.
+        counts["compact_predictions"] = {"model_version": model_version, "rows": scored}
+    elif scored:
+        entries = [
+            prediction_entry(ref, line, values, probability, actual, model_version, execution_arn)
+            for line, values, probability, actual in scored
+        ]
+        stores.predictions.write_part(ref, int(chunk["index"]), entries)
     at = now()
     dead = [
         DeadLetter(ref.bucket, ref.key, ref.version_id, line, raw, error_type, message, execution_arn, at)
         for line, raw, error_type, message in batch["rejections"]
     ]
     stores.dead_letters.put(dead)
-    return counts | _counts(
-        chunk, records=len(predictions) + len(dead), predicted=len(predictions), dead=len(dead)
-    )
+    return counts | _counts(chunk, records=len(scored) + len(dead), predicted=len(scored), dead=len(dead))
 
 
 def _is_whole_small_file(ref: ObjectRef, chunk: dict[str, Any], predicted: int) -> bool:
@@ -316,9 +329,13 @@ def finalize(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
         )
         totals["dead_lettered"] = written = 1
     status = "SUCCEEDED" if failed_chunks == 0 and totals["records"] > 0 else "FAILED"
-    inline = "".join(str(c.get("predictions_jsonl", "")) for c in chunk_counts)
-    parts = [stores.predictions.part_key(ref, int(c["chunk"])) for c in chunk_counts if c["predicted"]]
-    parts = [] if inline else parts
+    compact = next((c["compact_predictions"] for c in chunk_counts if "compact_predictions" in c), None)
+    inline = json.dumps(compact, separators=(",", ":")) if compact else ""
+    parts = (
+        []
+        if compact
+        else [stores.predictions.part_key(ref, int(c["chunk"])) for c in chunk_counts if c["predicted"]]
+    )
     summary = {
         "source_bucket": ref.bucket,
         "source_key": ref.key,

@@ -296,7 +296,7 @@ class Ledger:
         execution_arn: str,
         status: str,
         counts: dict[str, int],
-        predictions_jsonl: str = "",
+        compact_predictions: str = "",
         error: str = "",
     ) -> None:
         """Record how the file ended: one write, creating the item if it was never claimed."""
@@ -316,9 +316,9 @@ class Ledger:
             "source_key = :key",
         ]
         assignments += [f"#{name} = :{name}" for name in counts]
-        if predictions_jsonl:
-            values[":predictions"] = {"S": predictions_jsonl}
-            assignments.append("predictions_jsonl = :predictions")
+        if compact_predictions:
+            values[":predictions"] = {"S": compact_predictions}
+            assignments.append("compact_predictions = :predictions")
         if error:
             values[":error"] = {"S": error}
             assignments.append("error_type = :error")

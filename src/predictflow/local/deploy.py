@@ -50,15 +50,8 @@ def _placeholder_zip() -> bytes:
 
 
 class Deployer:
-    def __init__(
-        self,
-        client: Callable[[str], Any],
-        invoker: LambdaInvoker,
-        region: str,
-        environment_overrides: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, client: Callable[[str], Any], invoker: LambdaInvoker, region: str) -> None:
         self._client = client
-        self._overrides = environment_overrides or {}
         self._invoker = invoker
         self._region = region
         self._suffix = uuid.uuid4().hex[:8]
@@ -87,6 +80,7 @@ class Deployer:
                 ),
             },
         )
+        resolver.mappings = template.get("Mappings", {})
         resolver.evaluate_conditions(template.get("Conditions", {}))
         graph = {
             name: (references(spec.get("Properties", {})) | set(_depends_on(spec))) & resources.keys()
@@ -252,7 +246,6 @@ class Deployer:
     ) -> tuple[str, dict[str, str]]:
         name = props.get("FunctionName") or self._physical_name(stack, logical, 64)
         variables = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
-        variables |= self._overrides
         # One process hosts every function, so they must agree on their environment.
         if deployment.function_environment and variables != deployment.function_environment:
             raise TemplateError(f"{logical}: the local stack needs every function to share one environment")

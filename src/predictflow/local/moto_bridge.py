@@ -86,7 +86,6 @@ class LocalFunction:
     handler: Callable[[Any, Any], Any]
     timeout_seconds: float
     memory_mb: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def load_handler(code_dir: Path, handler: str, module_alias: str) -> Callable[[Any, Any], Any]:
@@ -114,6 +113,20 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One finished invocation: wall seconds, and the CPU seconds its handler thread used."""
+
+    function: str
+    event: dict[str, Any]
+    seconds: float
+    cpu_seconds: float
+    error_type: str | None
+
+
+_ONE_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -178,21 +191,26 @@ class StepFunctionsLocalMocks:
 
 
 class LambdaInvoker:
-    """Runs the stack's functions in this process, one invocation per function at a time
-    (one warm container each), and answers moto's Lambda `Invoke` for them."""
+    """Runs the stack's functions in this process and answers moto's Lambda `Invoke` for them.
+
+    One invocation runs at a time. On Lambda each function has a process of its own; here
+    they share one, and with it module state such as the powertools Logger's keys, which
+    concurrent invocations would mix up. The work is CPU-bound under one GIL, so running
+    them one by one costs little.
+    """
 
     def __init__(self) -> None:
         self._functions: dict[str, LocalFunction] = {}
         self.invocations: dict[str, int] = {}
-        self._listeners: list[Callable[[str, dict[str, Any], float, str | None], None]] = []
+        self._listeners: list[Callable[[Invocation], None]] = []
         self.mocks: StepFunctionsLocalMocks | None = None
 
     def register(self, function: LocalFunction) -> None:
         self._functions[function.name] = function
         self._functions[function.arn] = function
 
-    def on_invoke(self, listener: Callable[[str, dict[str, Any], float, str | None], None]) -> None:
-        """Call `listener(function, event, seconds, error_type)` after each invocation."""
+    def on_invoke(self, listener: Callable[[Invocation], None]) -> None:
+        """Call `listener` after each invocation."""
         self._listeners.append(listener)
 
     def knows(self, function_name: str) -> bool:
@@ -227,10 +245,17 @@ class LambdaInvoker:
                     "stackTrace": traceback.format_exception(error),
                 }
 
-        started = time.monotonic()
-        with function.lock:
+        cpu: dict[str, float] = {}
+
+        def run_timed() -> None:
+            began = time.thread_time()
+            run()
+            cpu["seconds"] = time.thread_time() - began
+
+        with _ONE_AT_A_TIME:
+            started = time.monotonic()
             context._deadline = started + function.timeout_seconds
-            worker = threading.Thread(target=run, name=f"lambda-{function.name}", daemon=True)
+            worker = threading.Thread(target=run_timed, name=f"lambda-{function.name}", daemon=True)
             worker.start()
             worker.join(function.timeout_seconds)
             if worker.is_alive():
@@ -240,11 +265,19 @@ class LambdaInvoker:
                         "errorMessage": f"Task timed out after {function.timeout_seconds:.2f} seconds",
                     }
                 }
-        seconds = time.monotonic() - started
+            seconds = time.monotonic() - started
         self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
         error = result.get("error")
         for listener in self._listeners:
-            listener(function.name, event, seconds, error["errorType"] if error else None)
+            listener(
+                Invocation(
+                    function.name,
+                    event,
+                    seconds,
+                    cpu.get("seconds", seconds),
+                    error["errorType"] if error else None,
+                )
+            )
         if error is not None:
             return json.dumps(error).encode(), True
         return json.dumps(result.get("value")).encode(), False

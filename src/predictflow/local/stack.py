@@ -98,8 +98,9 @@ class LocalStack:
             self._server.start()
         self._bridge = MotoBridge(self.invoker, self.retry_wait_scale).install()
         self._bridge.on_execution_started(self._record_execution)
-        deployer = Deployer(self.client, self.invoker, REGION, {"POWERTOOLS_LOG_LEVEL": self.log_level})
-        self.deployment = deployer.deploy(self.template, self.stack_name, self.parameters)
+        deployer = Deployer(self.client, self.invoker, REGION)
+        parameters = {"LogLevel": self.log_level} | self.parameters
+        self.deployment = deployer.deploy(self.template, self.stack_name, parameters)
         return self.deployment
 
     def stop(self) -> None:

@@ -130,6 +130,7 @@ class Resolver:
     refs: dict[str, str] = field(default_factory=dict)
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
     conditions: dict[str, bool] = field(default_factory=dict)
+    mappings: dict[str, Any] = field(default_factory=dict)
 
     def evaluate_conditions(self, definitions: Mapping[str, Any]) -> None:
         for name, expression in definitions.items():
@@ -189,6 +190,12 @@ class Resolver:
         if key == "Fn::Select":
             index, items = argument
             return self.resolve(items)[int(self.resolve(index))]
+        if key == "Fn::FindInMap":
+            table, first, second = (self.resolve(item) for item in argument)
+            try:
+                return self.mappings[table][first][second]
+            except KeyError:
+                raise TemplateError(f"Fn::FindInMap: no {table}.{first}.{second}") from None
         if key == "Fn::Split":
             delimiter, text = argument
             return str(self.resolve(text)).split(delimiter)
