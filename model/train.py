@@ -14,13 +14,18 @@ Training is single-threaded and seeded, so the same data gives the same bytes.
 
 Hyperparameters. Shallow trees and a high learning rate were chosen on these folds for the
 trade-off between quality and serving cost (ONNX Runtime's tree kernel costs about 0.2 ms
-per tree per 10,000 rows on one core). Measured with this script's folds:
+per tree per 10,000 rows on one core). Measured on 5 folds of the training split, with the
+round count picked by early stopping:
 
     learning_rate  max_depth  leaves  rounds  CV AUC   CV log-loss  ms per 10k rows
     0.05           -          31      ~260    0.9292   0.2760       61
     0.10           5          24      ~207    0.9297   0.2750       42
     0.15           5          24      ~139    0.9298   0.2751       29   <- chosen
     0.15           6          40      ~100    0.9288   0.2767       24
+    0.20           5          24      ~102    0.9292   0.2762       22
+
+The round count is then the smallest within LOG_LOSS_TOLERANCE of the best on the folds
+(104 rounds against the best 126: +0.0004 log-loss, 17% less serving time).
 
 Categories are encoded as their index in the schema's vocabulary and learned as ordinary
 numeric splits: as accurate here as LightGBM's categorical splits (0.9294 vs 0.9293 AUC), and
@@ -64,6 +69,7 @@ SEED = 20_240_601
 FOLDS = 5
 MAX_ROUNDS = 2_000
 EARLY_STOPPING_ROUNDS = 100
+LOG_LOSS_TOLERANCE = 0.0005
 PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.15,
@@ -88,30 +94,36 @@ def load_training_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return batch.features.astype(np.float64), labels
 
 
-def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[str, float]]:
-    """Pick the round count by early stopping on each fold, then score that count on the folds."""
+def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[str, Any]]:
+    """Choose the round count on the folds, then score that count on the same folds.
+
+    The count is the smallest whose mean held-out log-loss is within LOG_LOSS_TOLERANCE of
+    the best: each tree costs serving time, and trees past that point buy almost nothing.
+    """
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(features, labels))
-    best_rounds = []
-    for train, valid in folds:
-        booster = lightgbm.train(
-            PARAMS,
-            lightgbm.Dataset(features[train], labels[train]),
-            MAX_ROUNDS,
-            valid_sets=[lightgbm.Dataset(features[valid], labels[valid])],
-            callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
-        )
-        best_rounds.append(booster.best_iteration)
-    rounds = int(np.median(best_rounds))
+    curve = lightgbm.cv(
+        PARAMS | {"metric": "binary_logloss"},
+        lightgbm.Dataset(features, labels),
+        num_boost_round=MAX_ROUNDS,
+        folds=folds,
+        callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )["valid binary_logloss-mean"]
+    best = int(np.argmin(curve))
+    rounds = next(r + 1 for r, loss in enumerate(curve) if loss <= curve[best] + LOG_LOSS_TOLERANCE)
     scores: dict[str, list[float]] = {"roc_auc": [], "log_loss": [], "accuracy": []}
     for train, valid in folds:
         booster = lightgbm.train(PARAMS, lightgbm.Dataset(features[train], labels[train]), rounds)
-        probability = booster.predict(features[valid])
+        probability = np.asarray(booster.predict(features[valid]))
         scores["roc_auc"].append(roc_auc_score(labels[valid], probability))
         scores["log_loss"].append(log_loss(labels[valid], probability))
-        scores["accuracy"].append(accuracy_score(labels[valid], np.asarray(probability) > 0.5))
-    summary = {f"{name}_mean": float(np.mean(v)) for name, v in scores.items()}
+        scores["accuracy"].append(accuracy_score(labels[valid], probability > 0.5))
+    summary: dict[str, Any] = {f"{name}_mean": float(np.mean(v)) for name, v in scores.items()}
     summary |= {f"{name}_std": float(np.std(v)) for name, v in scores.items()}
-    summary["rounds_per_fold"] = best_rounds  # type: ignore[assignment]
+    summary |= {
+        "best_rounds": best + 1,
+        "best_log_loss": float(curve[best]),
+        "log_loss_tolerance": LOG_LOSS_TOLERANCE,
+    }
     return rounds, summary
 
 

@@ -169,7 +169,8 @@ def parse_chunk(data: bytes, first_line: int = 1, *, allow_header: bool = True) 
         data = data[len(BOM) :]
     rejections: list[Rejection] = []
     try:
-        texts = data.decode("utf-8").replace("\r\n", "\n").split("\n")
+        text = data.decode("utf-8")
+        texts = (text.replace("\r\n", "\n") if "\r" in text else text).split("\n")
     except UnicodeDecodeError:
         texts = _decode_line_by_line(data, first_line, rejections)
     return _parse_texts(texts, first_line, rejections, allow_header=allow_header)
