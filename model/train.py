@@ -101,13 +101,14 @@ def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[
     the best: each tree costs serving time, and trees past that point buy almost nothing.
     """
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(features, labels))
-    curve = lightgbm.cv(
+    history = lightgbm.cv(
         PARAMS | {"metric": "binary_logloss"},
         lightgbm.Dataset(features, labels),
         num_boost_round=MAX_ROUNDS,
         folds=folds,
         callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
-    )["valid binary_logloss-mean"]
+    )
+    curve: list[float] = list(history["valid binary_logloss-mean"])  # type: ignore[index]
     best = int(np.argmin(curve))
     rounds = next(r + 1 for r, loss in enumerate(curve) if loss <= curve[best] + LOG_LOSS_TOLERANCE)
     scores: dict[str, list[float]] = {"roc_auc": [], "log_loss": [], "accuracy": []}
