@@ -108,7 +108,7 @@ def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[
         folds=folds,
         callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
-    curve: list[float] = list(history["valid binary_logloss-mean"])  # type: ignore[index]
+    curve: list[float] = list(history["valid binary_logloss-mean"])  # type: ignore[index, arg-type]
     best = int(np.argmin(curve))
     rounds = next(r + 1 for r, loss in enumerate(curve) if loss <= curve[best] + LOG_LOSS_TOLERANCE)
     scores: dict[str, list[float]] = {"roc_auc": [], "log_loss": [], "accuracy": []}
@@ -141,7 +141,12 @@ def to_onnx(booster: lightgbm.Booster) -> bytes:
         zipmap=False,
         target_opset=ONNX_OPSET,
     )
-    # The converter stamps its own version into the file; keep only what the model is.
+    # The converter lists opsets in set order, which changes with Python's hash seed; sort
+    # them so the same booster always gives the same bytes. It also stamps its own version
+    # into the file; keep only what the model is.
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in opsets)
     model.producer_name = "predictflow"
     model.producer_version = ""
     model.doc_string = ""
