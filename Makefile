@@ -36,6 +36,7 @@ model: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/predictor_speed.py
 	$(BIN)/python benchmarks/cost_model.py
+	$(BIN)/python benchmarks/package_size.py
 
 clean:
 	rm -rf $(VENV) out build .pytest_cache .mypy_cache .ruff_cache

@@ -160,3 +160,55 @@ def test_every_task_retries_lambda_service_errors_with_capped_jittered_backoff()
         assert service_errors <= retried or "States.ALL" in retried, name
         # Validation problems are routed per record, never retried.
         assert not retried & {"FileRejected", "ObjectNotFound", "FileTooLarge", "RecordError"}, name
+
+
+def grants(transformed: dict[str, Any], role: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs a role's inline policies allow, resources as JSON text."""
+    pairs = set()
+    for name, statement in statements(transformed["Resources"]):
+        if name == role and statement["Effect"] == "Allow":
+            for action in as_list(statement["Action"]):
+                for resource in as_list(statement["Resource"]):
+                    pairs.add((action, json.dumps(resource, sort_keys=True)))
+    return pairs
+
+
+def can(pairs: set[tuple[str, str]], action: str, *resource_parts: str) -> bool:
+    return any(a == action and all(part in r for part in resource_parts) for a, r in pairs)
+
+
+def test_each_function_reads_only_what_it_reads_and_writes_only_what_it_writes(
+    transformed: dict[str, Any],
+) -> None:
+    fetch, validate, predict, route = (
+        grants(transformed, f"{name}FunctionRole") for name in ("Fetch", "Validate", "Predict", "Route")
+    )
+    everyone = (fetch, validate, predict, route)
+    # Nobody writes the input bucket; only Fetch and Validate read it.
+    assert not any(can(p, "s3:PutObject", "InputBucket") for p in everyone)
+    assert can(fetch, "s3:GetObject", "InputBucket")
+    assert can(validate, "s3:GetObject", "InputBucket")
+    assert not any(can(p, "s3:GetObject", "InputBucket") for p in (predict, route))
+    # Work payloads: Validate writes, Predict reads and writes, Route reads; all under work/.
+    assert can(validate, "s3:PutObject", "OutputBucket", "/work/*")
+    assert can(predict, "s3:GetObject", "/work/*")
+    assert can(predict, "s3:PutObject", "/work/*")
+    assert can(route, "s3:GetObject", "/work/*")
+    # Only Route writes predictions, and only there.
+    assert can(route, "s3:PutObject", "/predictions/*")
+    assert not any(can(p, "s3:PutObject", "/predictions/*") for p in (fetch, validate, predict))
+    assert {r for a, r in route if a == "s3:PutObject"} == {
+        r for a, r in route if a == "s3:PutObject" and "/predictions/*" in r
+    }
+    # Only Route writes dead letters; only Fetch claims in the ledger, only Route closes it.
+    assert can(route, "dynamodb:BatchWriteItem", "DeadLetterTable")
+    assert not any(
+        can(p, action, "DeadLetterTable")
+        for p in (fetch, validate, predict)
+        for action in ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
+    )
+    assert can(fetch, "dynamodb:PutItem", "LedgerTable")
+    assert can(route, "dynamodb:UpdateItem", "LedgerTable")
+    assert not can(route, "dynamodb:PutItem", "LedgerTable")
+    assert not any(action.startswith("dynamodb:") for action, _ in validate | predict)
+    assert not any(can(p, "dynamodb:Scan", "") or can(p, "dynamodb:DeleteItem", "") for p in everyone)
