@@ -99,21 +99,35 @@ class Results:
                     yield json.loads(line)
 
     def dead_letters(
-        self, *, source_key: str | None = None, error_type: str | None = None
+        self, *, source_key: str | None = None, error_type: str | None = None, include_replayed: bool = False
     ) -> list[dict[str, Any]]:
-        """Dead-letter entries, grouped by source version, in line order."""
-        filters, values = [], {}
-        if source_key is not None:
-            filters.append("source_key = :source_key")
-            values[":source_key"] = {"S": source_key}
-        if error_type is not None:
-            filters.append("error_type = :error_type")
-            values[":error_type"] = {"S": error_type}
-        arguments: dict[str, Any] = {"TableName": self.names.dead_letter_table}
-        if filters:
-            arguments["FilterExpression"] = " AND ".join(filters)
-            arguments["ExpressionAttributeValues"] = values
+        """Dead-letter entries in source and line order, each with `replayed_as` once replayed.
+
+        Replayed entries are left out unless `include_replayed`.
+        """
         paginator = self._dynamodb.get_paginator("scan")
-        entries = [_plain(item) for page in paginator.paginate(**arguments) for item in page.get("Items", [])]
+        items = [
+            _plain(item)
+            for page in paginator.paginate(TableName=self.names.dead_letter_table)
+            for item in page.get("Items", [])
+        ]
+        marks = {(item["pk"], item["line"]): item for item in items if item["sk"].startswith(REPLAY_MARK)}
+        entries = []
+        for item in items:
+            if not item["sk"].startswith("line#"):
+                continue
+            if source_key is not None and item["source_key"] != source_key:
+                continue
+            if error_type is not None and item["error_type"] != error_type:
+                continue
+            mark = marks.get((item["pk"], item["line"]))
+            if mark is not None:
+                if not include_replayed:
+                    continue
+                item = item | {"replayed_as": mark["replayed_as"], "replayed_at": mark["replayed_at"]}
+            entries.append(item)
         entries.sort(key=lambda entry: (entry["pk"], entry["sk"]))
         return entries
+
+
+REPLAY_MARK = "replayed#"

@@ -3,6 +3,8 @@
     predictflow predict FILE              score a record file offline with the embedded model
     predictflow local run FILE...         the whole pipeline on this machine, one shot
     predictflow local up                  the local stack as an endpoint, for the commands below
+    predictflow upload | executions | show | results | dead-letters | replay
+                                          against a deployed stack (--stack-name) or the local one (--local)
 
 Errors reach the user as one line; `--debug` shows the traceback.
 """
@@ -13,6 +15,8 @@ from typing import Any
 
 import click
 
+from predictflow.cli.aws import DEFAULT_STACK, LOCAL_ENDPOINT, LOCAL_STACK, Aws, explain
+from predictflow.cli.commands import dead_letters, executions, replay, results, show, upload
 from predictflow.cli.local import local
 from predictflow.cli.predict import predict
 
@@ -28,20 +32,36 @@ class Cli(click.Group):
         except Exception as error:
             if ctx.meta.get("predictflow.debug"):
                 raise
-            raise click.ClickException(f"{type(error).__name__}: {error}") from error
+            message = explain(error) or f"{type(error).__name__}: {error}"
+            raise click.ClickException(message) from error
 
 
 @click.group(cls=Cli)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--stack-name", envvar="PREDICTFLOW_STACK", help=f"Deployed stack [default: {DEFAULT_STACK}].")
+@click.option("--local", "use_local", is_flag=True, help=f"Use the local stack at {LOCAL_ENDPOINT}.")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="Any AWS-compatible endpoint.")
+@click.option("--profile", envvar="AWS_PROFILE", help="AWS profile.")
+@click.option("--region", envvar="AWS_REGION", help="AWS region.")
 @click.version_option(package_name="predictflow")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool, endpoint_url: str | None,
+        profile: str | None, region: str | None) -> None:  # fmt: skip
     """Predictions for every record of every file dropped in S3."""
     ctx.meta["predictflow.debug"] = debug
+    if use_local:
+        endpoint_url = endpoint_url or LOCAL_ENDPOINT
+    local_endpoint = endpoint_url is not None
+    ctx.obj = Aws(
+        stack_name=stack_name or (LOCAL_STACK if local_endpoint else DEFAULT_STACK),
+        endpoint_url=endpoint_url,
+        profile=profile,
+        region=region or ("us-east-1" if local_endpoint else None),
+    )
 
 
-cli.add_command(predict)
-cli.add_command(local)
+for command in (predict, local, upload, executions, show, results, dead_letters, replay):
+    cli.add_command(command)
 
 
 def main() -> None:

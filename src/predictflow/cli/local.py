@@ -30,6 +30,62 @@ def local() -> None:
     """Run the pipeline locally: no AWS account, no Docker."""
 
 
+@local.command("up")
+@click.option("--port", default=4566, show_default=True, help="Port on 127.0.0.1.")
+def up(port: int) -> None:
+    """Serve the local stack as an AWS endpoint until Ctrl-C.
+
+    Point the other commands at it with --local (or AWS_ENDPOINT_URL); any AWS SDK works too.
+    """
+    from predictflow.local.stack import LocalStack
+
+    started = time.monotonic()
+    stack = LocalStack(server_port=port)
+    try:
+        stack.start()
+    except OSError as error:
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror}") from error
+    click.echo(
+        f"local stack on {stack.endpoint_url}, deployed from template.yaml "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    for name, value in stack.outputs.items():
+        click.echo(f"  {name:26} {value}")
+    for note in stack.deployment.notes if stack.deployment else []:
+        click.echo(f"note: {note}")
+    click.echo("try: predictflow --local upload events/records-mixed.csv   (Ctrl-C stops)")
+    running: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def started_execution(arn: str, event: dict[str, Any]) -> None:
+        key = event["detail"]["object"]["key"]
+        with lock:
+            running[arn] = key
+        click.echo(f"{_clock()} started  {arn.rsplit(':', 1)[-1]}  {key}")
+
+    stack.on_execution_started(started_execution)
+    sfn = stack.client("stepfunctions")
+    try:
+        while True:
+            time.sleep(0.5)
+            with lock:
+                pending = dict(running)
+            for arn, key in pending.items():
+                described = sfn.describe_execution(executionArn=arn)
+                if described["status"] != "RUNNING":
+                    with lock:
+                        running.pop(arn, None)
+                    click.echo(f"{_clock()} {described['status'].lower():8} {arn.rsplit(':', 1)[-1]}  {key}")
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        stack.stop()
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
 @local.command("run")
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)

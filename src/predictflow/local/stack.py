@@ -11,9 +11,11 @@ one process, deployed from template.yaml, with no AWS account and no Docker.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -94,14 +96,30 @@ class LocalStack:
                     "AWS_SECRET_ACCESS_KEY": "local",
                 }
             )
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port)
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port, verbose=False)
             self._server.start()
         self._bridge = MotoBridge(self.invoker, self.retry_wait_scale).install()
         self._bridge.on_execution_started(self._record_execution)
         deployer = Deployer(self.client, self.invoker, REGION)
         parameters = {"LogLevel": self.log_level} | self.parameters
         self.deployment = deployer.deploy(self.template, self.stack_name, parameters)
+        self._register_outputs(self.deployment)
         return self.deployment
+
+    def _register_outputs(self, deployment: Deployment) -> None:
+        """Publish the Outputs under the stack's name in CloudFormation, where the CLI's
+        `--stack-name` looks for a deployed stack: one code path for both."""
+        body = {
+            "Resources": {"LocalStackMarker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {name: {"Value": value} for name, value in deployment.outputs.items()},
+        }
+        with warnings.catch_warnings():
+            # moto records the stack but says it cannot create a WaitConditionHandle.
+            warnings.simplefilter("ignore", UserWarning)
+            self.client("cloudformation").create_stack(
+                StackName=self.stack_name, TemplateBody=json.dumps(body)
+            )
 
     def stop(self) -> None:
         if self._bridge is not None:

@@ -1,0 +1,96 @@
+"""One place that turns the global options into AWS clients and the stack's names."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import click
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+from predictflow.outputs import Results, StackNames
+
+LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+DEFAULT_STACK = "predictflow"
+LOCAL_STACK = "predictflow-local"
+
+
+@dataclass
+class Aws:
+    stack_name: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def session(self) -> Any:
+        import boto3
+
+        session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
+        if self.endpoint_url is not None and session.get_credentials() is None:
+            # The local stack accepts any credentials; a fresh machine has none.
+            session = boto3.session.Session(
+                aws_access_key_id="local",
+                aws_secret_access_key="local",  # noqa: S106 - a placeholder the local stack accepts
+                region_name=self.region,
+            )
+        return session
+
+    @property
+    def region_name(self) -> str:
+        return str(self.session.region_name or "us-east-1")
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            )
+        return self._clients[service]
+
+    @cached_property
+    def names(self) -> StackNames:
+        """The stack's Outputs (a deployed stack, or the local stack, which registers its own)."""
+        try:
+            stacks = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"]
+        except ClientError as error:
+            if "does not exist" in str(error):
+                raise click.ClickException(
+                    f"no stack named {self.stack_name!r} here; "
+                    "deploy it (sam deploy) or name it with --stack-name"
+                ) from error
+            raise
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        return StackNames.from_outputs(outputs)
+
+    @cached_property
+    def results(self) -> Results:
+        return Results(self.names, self.client("s3"), self.client("dynamodb"))
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None
+
+
+def explain(error: Exception) -> str | None:
+    """One line for the AWS errors users meet, or None for anything else."""
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE or use --profile, or use --local for the local stack"
+    if isinstance(error, NoRegionError):
+        return "no AWS region: set AWS_REGION or use --region"
+    if isinstance(error, EndpointConnectionError):
+        endpoint = error.kwargs.get("endpoint_url", "the endpoint")
+        return f"cannot reach {endpoint}: is `predictflow local up` running?"
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"AWS refused {error.operation_name}: {details.get('Code', '')}: {details.get('Message', '')}"
+    return None
+
+
+def quiet_moto_cloudformation() -> None:
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::CloudFormation::WaitConditionHandle")

@@ -1,0 +1,294 @@
+"""The commands users run against a stack, deployed or local: upload, inspect, replay."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from predictflow.cli.aws import Aws
+
+
+def console() -> Console:
+    # Made per command so that the terminal's width (or COLUMNS) at that moment applies.
+    return Console()
+
+
+def aws_of(ctx: click.Context) -> Aws:
+    return ctx.find_object(Aws) or ctx.fail("internal: no AWS context")  # type: ignore[return-value]
+
+
+def _files(paths: tuple[Path, ...]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+    return found
+
+
+def _wait_for_claims(aws: Aws, uploads: list[tuple[Path, str, str]], wait: float) -> dict[str, str]:
+    """The execution that claimed each upload (Fetch records it in the ledger)."""
+    deadline = time.monotonic() + wait
+    found: dict[str, str] = {}
+    while len(found) < len(uploads) and time.monotonic() < deadline:
+        for _, key, version in uploads:
+            if key not in found:
+                outcome = aws.results.file(key, version)
+                if outcome and outcome.get("execution_arn"):
+                    found[key] = str(outcome["execution_arn"])
+        if len(found) < len(uploads):
+            time.sleep(0.2)
+    return found
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--prefix", default="", help="Sub-folder under the input prefix.")
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for each file's execution.")
+@click.pass_context
+def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float) -> None:
+    """Put FILES (or every file under a DIR) under the input prefix; each starts an execution."""
+    aws = aws_of(ctx)
+    names = aws.names
+    files = _files(paths)
+    s3 = aws.client("s3")
+    uploads: list[tuple[Path, str, str]] = []
+    with Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("uploading", total=sum(f.stat().st_size for f in files))
+        for path in files:
+            key = f"{names.input_prefix}{prefix.strip('/') + '/' if prefix else ''}{path.name}"
+            with path.open("rb") as body:
+                response = s3.put_object(Bucket=names.input_bucket, Key=key, Body=body)
+            uploads.append((path, key, str(response.get("VersionId") or response["ETag"].strip('"'))))
+            progress.advance(task, path.stat().st_size)
+    executions = _wait_for_claims(aws, uploads, wait)
+    for path, key, version in uploads:
+        arn = executions.get(key, "(not started yet)")
+        click.echo(f"{path} -> s3://{names.input_bucket}/{key} (version {version}) -> {arn}")
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    match = re.fullmatch(r"(\d+)([smhd])", text)
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter("use a duration such as 30m, 2h, 1d, or an ISO time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _seconds_between(start: Any, end: Any) -> str:
+    if not start or not end:
+        return ""
+    return f"{(datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))).total_seconds():.2f}"
+
+
+@click.command()
+@click.option("--status", type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED"]), help="Only this outcome.")
+@click.option("--since", help="Only files claimed since: 30m, 2h, 1d or an ISO time.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def executions(ctx: click.Context, status: str | None, since: str | None, as_json: bool) -> None:
+    """Recent files and their executions: source, status, counts, duration."""
+    after = _since(since)
+    rows = []
+    for item in aws_of(ctx).results.files():
+        claimed = item.get("claimed_at")
+        if status and item.get("status") != status:
+            continue
+        if after and (not claimed or datetime.fromisoformat(str(claimed)) < after):
+            continue
+        rows.append(item)
+    if as_json:
+        keep = (
+            "source_key",
+            "execution_arn",
+            "status",
+            "records",
+            "predicted",
+            "dead_lettered",
+            "claimed_at",
+            "finished_at",
+        )
+        click.echo(json.dumps([{k: row.get(k) for k in keep} for row in rows], indent=2))
+        return
+    table = Table(title="executions")
+    for column in ("source", "execution", "status", "records", "predicted", "dead-lettered", "seconds"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.get("source_key", "")), str(row.get("execution_arn", "")).rsplit(":", 1)[-1],
+            str(row.get("status", "")), str(row.get("records", "")), str(row.get("predicted", "")),
+            str(row.get("dead_lettered", "")),
+            _seconds_between(row.get("claimed_at"), row.get("finished_at")),
+        )  # fmt: skip
+    console().print(table)
+
+
+def timeline(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """State by state: when it started, how long it took, how many retries, how it failed."""
+    steps: list[dict[str, Any]] = []
+    open_steps: list[dict[str, Any]] = []
+    for event in history:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            step = {"state": event["stateEnteredEventDetails"]["name"], "started": event["timestamp"],
+                    "seconds": None, "attempts": 0, "error": "", "cause": ""}  # fmt: skip
+            steps.append(step)
+            open_steps.append(step)
+        elif kind == "TaskScheduled" and open_steps:
+            open_steps[-1]["attempts"] += 1
+        elif kind in ("TaskFailed", "ExecutionFailed", "MapStateFailed") and open_steps:
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            open_steps[-1]["error"] = details.get("error", "")
+            open_steps[-1]["cause"] = details.get("cause", "")
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            for step in reversed(open_steps):
+                if step["state"] == name:
+                    step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
+                    open_steps.remove(step)
+                    break
+        if kind in ("FailStateEntered", "ExecutionFailed") and event.get("executionFailedEventDetails"):
+            details = event["executionFailedEventDetails"]
+            steps[-1]["error"], steps[-1]["cause"] = details.get("error", ""), details.get("cause", "")
+    return steps
+
+
+@click.command()
+@click.argument("execution")
+@click.pass_context
+def show(ctx: click.Context, execution: str) -> None:
+    """The state-by-state timeline of EXECUTION (an ARN, or the name at its end)."""
+    aws = aws_of(ctx)
+    sfn = aws.client("stepfunctions")
+    arn = execution
+    if not execution.startswith("arn:"):
+        machine = aws.names.state_machine_arn
+        arn = machine.replace(":stateMachine:", ":execution:") + f":{execution}"
+    described = sfn.describe_execution(executionArn=arn)
+    history: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        history.extend(page["events"])
+    console().print(f"[bold]{arn}[/]  {described['status']}")
+    if described.get("error"):
+        console().print(f"error: {described['error']}: {described.get('cause', '')}")
+    table = Table()
+    for column in ("state", "started", "seconds", "retries", "error", "cause"):
+        table.add_column(column, no_wrap=column != "cause")
+    for step in timeline(history):
+        retries = max(0, step["attempts"] - 1)
+        seconds = "" if step["seconds"] is None else f"{step['seconds']:.3f}"
+        started = step["started"].strftime("%H:%M:%S.%f")[:-3]
+        retried = str(retries) if step["attempts"] else ""
+        table.add_row(step["state"], started, seconds, retried, step["error"], str(step["cause"])[:80])
+    console().print(table)
+    if not aws.is_local:
+        region = aws.region_name
+        console().print(
+            f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
+        )
+
+
+@click.command()
+@click.argument("source_key")
+@click.option("--version", "version_id", help="The object version (default: the latest processed).")
+@click.pass_context
+def results(ctx: click.Context, source_key: str, version_id: str | None) -> None:
+    """The predictions for one file, as JSON lines."""
+    aws = aws_of(ctx)
+    if version_id is None:
+        processed = [f for f in aws.results.files() if f.get("source_key") == source_key]
+        if not processed:
+            raise click.ClickException(f"no processed file with key {source_key!r}")
+        version_id = str(processed[-1]["pk"]).rsplit("#", 1)[1]
+    for prediction in aws.results.predictions(source_key, version_id):
+        click.echo(json.dumps(prediction))
+
+
+@click.command("dead-letters")
+@click.option("--error-type", help="Only entries with this error type.")
+@click.option("--source", "source_key", help="Only entries from this source key.")
+@click.option("--all", "include_replayed", is_flag=True, help="Include entries already replayed.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def dead_letters(ctx: click.Context, error_type: str | None, source_key: str | None, include_replayed: bool,
+                 as_json: bool) -> None:  # fmt: skip
+    """Records that did not become predictions, and why."""
+    entries = aws_of(ctx).results.dead_letters(
+        source_key=source_key, error_type=error_type, include_replayed=include_replayed
+    )
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}))
+        return
+    table = Table(title=f"{len(entries)} dead letters")
+    for column in ("source", "line", "error type", "message", "replayed as"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(str(entry["source_key"]), str(entry["line"]), str(entry["error_type"]),
+                      str(entry["error_message"])[:100], str(entry.get("replayed_as", "")))  # fmt: skip
+    console().print(table)
+
+
+@click.command()
+@click.option("--error-type", help="Only entries with this error type.")
+@click.option("--source", "source_key", help="Only entries from this source key.")
+@click.option(
+    "--fixed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Submit this corrected records file in place of the selected entries' lines.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@click.option(
+    "--redrive", "redrive_arn", metavar="EXECUTION", help="Redrive a FAILED Standard execution instead."
+)
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the new execution.")
+@click.pass_context
+def replay(ctx: click.Context, error_type: str | None, source_key: str | None, fixed: Path | None,
+           dry_run: bool, redrive_arn: str | None, wait: float) -> None:  # fmt: skip
+    """Re-submit dead-lettered records as a new file through the input prefix.
+
+    Each replayed entry is marked, so replaying again does not submit it twice.
+    """
+    from predictflow import replay as replays
+
+    aws = aws_of(ctx)
+    if redrive_arn:
+        started = aws.client("stepfunctions").redrive_execution(executionArn=redrive_arn)
+        click.echo(f"redriven {redrive_arn} at {started['redriveDate']}")
+        return
+    entries = aws.results.dead_letters(source_key=source_key, error_type=error_type)
+    fixed_body = fixed.read_bytes() if fixed else None
+    plan = replays.plan(aws.results, entries, fixed_body)
+    for entry, reason in plan.skipped:
+        click.echo(f"skip {entry['source_key']}:{entry['line']} ({entry['error_type']}): {reason}", err=True)
+    if not plan.entries:
+        click.echo("nothing to replay")
+        return
+    if dry_run:
+        for entry in plan.entries:
+            click.echo(f"would replay {entry['source_key']}:{entry['line']} ({entry['error_type']})")
+        click.echo(f"{len(plan.entries)} entries would go to s3://{aws.names.input_bucket}/{plan.key}")
+        return
+    taken = replays.submit(aws.results, aws.client("s3"), aws.client("dynamodb"), plan, fixed_body)
+    if not taken:
+        click.echo("nothing to replay: another replay took these entries first")
+        return
+    click.echo(f"replayed {len(taken)} entries as s3://{aws.names.input_bucket}/{plan.key}")
+    response = aws.client("s3").head_object(Bucket=aws.names.input_bucket, Key=plan.key)
+    version = str(response.get("VersionId") or response["ETag"].strip('"'))
+    started_by = _wait_for_claims(aws, [(Path(plan.key), plan.key, version)], wait)
+    click.echo(f"execution: {started_by.get(plan.key, '(not started yet)')}")

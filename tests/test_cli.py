@@ -1,0 +1,188 @@
+"""The CLI's stack commands, run with click's runner against the local stack (moto)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+from click.testing import CliRunner, Result
+
+from predictflow.cli import cli
+from predictflow.cli.aws import Aws
+from predictflow.local.stack import LocalStack
+from tests.conftest import EVENTS, ROOT
+
+MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        local = LocalStack(retry_wait_scale=0.001)
+        local.start()
+        try:
+            yield local
+        finally:
+            local.stop()
+
+
+def run(*args: str) -> Result:
+    result = CliRunner().invoke(cli, ["--stack-name", "predictflow-local", *args])
+    return result
+
+
+def uploaded(stack: LocalStack, path: Path, name: str) -> tuple[str, str]:
+    """Upload through the CLI; returns (key, execution ARN) once the execution finished."""
+    copy = path.parent / name if path.name != name else path
+    result = run("upload", str(path), "--prefix", name.split(".")[0])
+    assert result.exit_code == 0, result.output
+    line = result.stdout.strip().splitlines()[-1]
+    arn = line.rsplit(" -> ", 1)[1]
+    assert arn.startswith("arn:aws:states:")
+    stack.wait_for_executions(len(stack.started_executions))
+    key = line.split(" -> ")[1].split(" ")[0].split("/", 3)[3]
+    assert copy
+    return key, arn
+
+
+def test_upload_starts_an_execution_and_reports_it(stack: LocalStack) -> None:
+    key, arn = uploaded(stack, EVENTS / "records-good.csv", "upload-good.csv")
+    assert key.endswith("records-good.csv")
+    assert stack.describe(arn)["status"] == "SUCCEEDED"
+
+
+def test_upload_takes_a_directory(stack: LocalStack, tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_bytes((EVENTS / "records-good.csv").read_bytes())
+    result = run("upload", str(tmp_path), "--prefix", "folder")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip().splitlines()) == 2
+    assert all("arn:aws:states:" in line for line in result.stdout.splitlines())
+
+
+def test_executions_lists_files_with_status_and_counts(stack: LocalStack) -> None:
+    key, arn = uploaded(stack, EVENTS / "records-mixed.csv", "listed.csv")
+    result = run("executions", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["source_key"]: row for row in json.loads(result.stdout)}
+    row = rows[key]
+    assert (row["status"], row["records"], row["predicted"], row["dead_lettered"]) == ("SUCCEEDED", 5, 3, 2)
+    assert rows[key]["execution_arn"] == arn
+    failed_only = json.loads(run("executions", "--json", "--status", "FAILED").stdout)
+    assert key not in {row["source_key"] for row in failed_only}
+    assert run("executions", "--since", "1h").exit_code == 0
+    assert "use a duration" in run("executions", "--since", "yesterday-ish").output
+
+
+def test_show_gives_the_timeline_with_retries_and_errors(stack: LocalStack) -> None:
+    stack.use_mocks(MOCKS, "PredictorThrottledTwice")
+    try:
+        _, arn = uploaded(stack, EVENTS / "records-good.csv", "throttled.csv")
+    finally:
+        stack.clear_mocks()
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(
+        cli, ["--stack-name", "predictflow-local", "show", arn.rsplit(":", 1)[1]]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
+    assert {"Fetch", "Process Chunks", "Validate", "Predict", "Route", "Finalize", "Done"} <= set(rows)
+    assert rows["Predict"].split("│")[4].strip() == "2"
+    assert "PredictorThrottled" in rows["Predict"]
+    assert "SUCCEEDED" in result.stdout
+
+
+def test_results_prints_the_predictions_of_a_file(stack: LocalStack) -> None:
+    key, _ = uploaded(stack, EVENTS / "records-mixed.csv", "results.csv")
+    result = run("results", key)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["line"] for line in lines] == [2, 3, 5]
+    assert {line["source_key"] for line in lines} == {key}
+    assert "no processed file" in run("results", "incoming/never-uploaded.csv").output
+
+
+def test_dead_letters_filters_and_replay_marks_what_it_replayed(stack: LocalStack, tmp_path: Path) -> None:
+    key, _ = uploaded(stack, EVENTS / "records-mixed.csv", "replayed.csv")
+    listed = [json.loads(line) for line in run("dead-letters", "--source", key, "--json").stdout.splitlines()]
+    assert [(e["line"], e["error_type"]) for e in listed] == [(4, "InvalidValue"), (6, "UnknownCategory")]
+    only_unknown = run("dead-letters", "--source", key, "--error-type", "UnknownCategory", "--json").stdout
+    assert [json.loads(line)["line"] for line in only_unknown.splitlines()] == [6]
+
+    dry = run("replay", "--source", key, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "2 entries would go to" in dry.stdout
+    assert len(run("dead-letters", "--source", key, "--json").stdout.splitlines()) == 2
+
+    fixed = tmp_path / "fixed.csv"
+    good = (EVENTS / "records-good.csv").read_text().splitlines()
+    fixed.write_text(f"{good[0]}\n{good[1]}\n")
+    before = len(stack.started_executions)
+    replayed = run("replay", "--source", key, "--fixed", str(fixed))
+    assert replayed.exit_code == 0, replayed.output
+    assert "replayed 2 entries as" in replayed.stdout
+    arn = replayed.stdout.strip().splitlines()[-1].removeprefix("execution: ")
+    stack.wait_for_executions(before + 1)
+    assert stack.describe(arn)["status"] == "SUCCEEDED"
+    assert run("dead-letters", "--source", key, "--json").stdout == ""
+    marked = [
+        json.loads(line)
+        for line in run("dead-letters", "--source", key, "--all", "--json").stdout.splitlines()
+    ]
+    assert all(entry["replayed_as"].startswith("incoming/replay/") for entry in marked)
+    again = run("replay", "--source", key)
+    assert again.stdout.strip() == "nothing to replay"
+
+
+def test_replay_redrive_calls_redrive_execution(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:execution:machine:failed-run"
+    from datetime import datetime
+
+    import boto3
+
+    client = boto3.client("stepfunctions", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_response(
+        "redrive_execution", {"redriveDate": datetime(2026, 1, 1, tzinfo=UTC)}, {"executionArn": arn}
+    )
+    original = Aws.client
+
+    def stubbed(self: Aws, service: str) -> Any:
+        return client if service == "stepfunctions" else original(self, service)
+
+    monkeypatch.setattr(Aws, "client", stubbed)
+    with stubber:
+        result = run("replay", "--redrive", arn)
+        stubber.assert_no_pending_responses()
+    assert result.exit_code == 0, result.output
+    assert f"redriven {arn}" in result.stdout
+
+
+def test_errors_are_one_clear_line(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = CliRunner().invoke(cli, ["--stack-name", "no-such-stack", "executions"])
+    assert missing.exit_code == 1
+    assert (
+        missing.output.strip()
+        == "Error: no stack named 'no-such-stack' here; deploy it (sam deploy) or name it with --stack-name"
+    )
+    unreachable = CliRunner().invoke(cli, ["--endpoint-url", "http://127.0.0.1:9", "executions"])
+    assert unreachable.exit_code == 1
+    assert "cannot reach http://127.0.0.1:9" in unreachable.output
+    assert "Traceback" not in unreachable.output
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    no_credentials = CliRunner().invoke(cli, ["executions"])
+    assert no_credentials.exit_code == 1
+    assert "no AWS credentials" in no_credentials.output
+    debug = CliRunner().invoke(cli, ["--debug", "--stack-name", "no-such-stack", "executions"])
+    assert debug.exit_code == 1

@@ -1,0 +1,70 @@
+"""`predictflow local run` (the README's main job) and `local up`'s endpoint, end to end."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from predictflow.cli import cli
+from predictflow.local.stack import LocalStack
+from tests.conftest import EVENTS
+
+
+def test_local_run_json_summary_and_outputs(tmp_path: Path) -> None:
+    files = [
+        str(EVENTS / name) for name in ("records-good.csv", "records-mixed.csv", "records-malformed.csv")
+    ]
+    result = CliRunner().invoke(cli, ["local", "run", *files, "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    by_file = {Path(row["file"]).name: row for row in summary["files"]}
+    assert set(by_file["records-mixed.csv"]) == {
+        "file", "key", "execution", "status", "records", "predicted", "dead_lettered", "seconds",
+    }  # fmt: skip
+    assert (by_file["records-mixed.csv"]["predicted"], by_file["records-mixed.csv"]["dead_lettered"]) == (
+        3,
+        2,
+    )
+    assert (
+        by_file["records-malformed.csv"]["predicted"],
+        by_file["records-malformed.csv"]["dead_lettered"],
+    ) == (0, 3)
+    assert summary["totals"] == {"records": 13, "predicted": 8, "dead_lettered": 5}
+    predictions = [json.loads(line) for line in (tmp_path / "predictions" / "records-mixed.csv.jsonl").open()]
+    assert [p["line"] for p in predictions] == [2, 3, 5]
+    assert all({"source_key", "line", "label", "probability"} <= set(p) for p in predictions)
+    dead = [json.loads(line) for line in (tmp_path / "dead-letter" / "records-mixed.csv.jsonl").open()]
+    assert [(d["line"], d["error_type"]) for d in dead] == [(4, "InvalidValue"), (6, "UnknownCategory")]
+    assert all({"source_key", "line", "raw", "error_type", "error_message"} <= set(d) for d in dead)
+
+
+def test_local_run_table_names_every_file() -> None:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["local", "run", str(EVENTS / "records-good.csv")])
+    assert result.exit_code == 0, result.output
+    assert "records-good.csv" in result.stdout
+    assert "SUCCEEDED" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_served_stack_answers_the_cli_over_http() -> None:
+    port = free_port()
+    stack = LocalStack(server_port=port)
+    stack.start()
+    try:
+        endpoint = ["--endpoint-url", f"http://127.0.0.1:{port}"]
+        uploaded = CliRunner().invoke(cli, [*endpoint, "upload", str(EVENTS / "records-mixed.csv")])
+        assert uploaded.exit_code == 0, uploaded.output
+        assert "arn:aws:states:" in uploaded.stdout
+        stack.wait_for_executions(1)
+        dead = CliRunner().invoke(cli, [*endpoint, "dead-letters", "--json"])
+        assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
+    finally:
+        stack.stop()
