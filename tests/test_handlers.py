@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from moto import mock_aws
 
+from predictflow.features import matrix_from_text
 from predictflow.local.moto_bridge import LambdaContext, load_handler
-from predictflow.steps import plan_chunks
-from predictflow.storage import INLINE_PAYLOAD_LIMIT
+from predictflow.steps import plan_chunks, prediction_entry, prediction_lines
+from predictflow.storage import INLINE_PAYLOAD_LIMIT, ObjectRef
 from tests.conftest import EVENTS, ROOT
 
 ENVIRONMENT = {
@@ -86,10 +88,10 @@ def test_the_sample_events_run_through_all_four_handlers(aws: str) -> None:
     assert plan["chunks"] == [{"index": 1, "first_line": 1, "start": 0, "end": plan["object"]["size"]}]
     step = {"object": plan["object"], "execution_arn": plan["execution_arn"], "chunk": plan["chunks"][0]}
     validated = handler("validate")(step, context("validate"))
-    assert [r[0] for r in validated["inline"]["records"]] == [2, 3, 5]
+    assert validated["inline"]["lines"] == [2, 3, 5]
     assert [r[0] for r in validated["inline"]["rejections"]] == [4, 6]
     predicted = handler("predict")(step | {"batch": validated}, context("predict"))
-    assert len(predicted["inline"]["probabilities"]) == 3
+    assert len(matrix_from_text(predicted["inline"]["probabilities"], np.float64)) == 3
     counts = handler("route")({"action": "route_chunk", **step, "batch": predicted}, context("route"))
     assert (counts["records"], counts["predicted"], counts["dead_lettered"]) == (5, 3, 2)
     summary = handler("route")(
@@ -150,7 +152,7 @@ def test_large_batches_travel_by_reference_not_through_the_state(aws: str) -> No
     stored = json.loads(
         s3.get_object(Bucket="predictflow-output-bucket", Key=validated["s3"]["key"])["Body"].read()
     )
-    assert len(stored["records"]) == 2000
+    assert stored["lines"] == list(range(1, 2001))
 
 
 def test_chunk_plans_cover_the_object_exactly_at_line_breaks() -> None:
@@ -164,3 +166,23 @@ def test_chunk_plans_cover_the_object_exactly_at_line_breaks() -> None:
         assert before["end"] == after["start"]
         assert data[before["end"] - 1 : before["end"]] == b"\n"
         assert after["first_line"] == data[: after["start"]].count(b"\n") + 1
+
+
+def test_fast_prediction_lines_equal_the_reference_entries() -> None:
+    ref = ObjectRef("in-bucket", 'incoming/a "quoted" ünïcode key.csv', "v1", "etag", 10)
+    rows: list[tuple[int, list[Any], float, str | None]] = [
+        (1, [22, "Local-gov", 108435, "Masters", 14, "Married-civ-spouse", "Prof-specialty", "Husband",
+             "White", "Male", 0, 0, 80, "United-States"], 0.2379, None),
+        (7, [39, "?", 77516, "Bachelors", 13, "Never-married", "?", "Not-in-family", "White", "Male",
+             2174, 0, 40, "?"], 0.5, ">50K"),
+    ]  # fmt: skip
+    fast = prediction_lines(
+        ref, [list(row) for row in rows], "income-x", "arn:aws:states:execution:m:e"
+    ).splitlines()
+    reference = [
+        json.dumps(
+            prediction_entry(ref, *row, "income-x", "arn:aws:states:execution:m:e"), separators=(",", ":")
+        )
+        for row in rows
+    ]
+    assert fast == reference

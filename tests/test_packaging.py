@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from predictflow.features import matrix_from_text
 from tests.conftest import ROOT
 from tests.test_handlers import ENVIRONMENT
 
@@ -99,6 +101,6 @@ def test_the_predict_handler_scores_the_sample_event_from_its_artifact(artifact:
     result = run_in_artifact(artifact, "predict", ROOT / "events" / "predict.json")
     assert result.returncode == 0, result.stderr
     batch = json.loads(result.stdout.strip().splitlines()[-1])["inline"]
-    assert len(batch["probabilities"]) == 1
-    assert 0 < batch["probabilities"][0] < 1
+    (probability,) = matrix_from_text(batch["probabilities"], np.float64)
+    assert 0 < probability < 1
     assert batch["model_version"].startswith("income-")

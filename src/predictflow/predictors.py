@@ -32,7 +32,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from predictflow.features import FeatureMatrix, Value, encode, unknown_categories
+from predictflow.features import FeatureMatrix, Value, check_matrix, decode, encode, unknown_categories
 from predictflow.records import RecordError, RejectReason, check_fields
 from predictflow.schema import FEATURE_NAMES, FIELDS, NEGATIVE_LABEL, POSITIVE_LABEL
 
@@ -135,6 +135,24 @@ class Predictor(Protocol):
         """Score typed rows (values in schema order); one `Prediction` per row, in order."""
         ...
 
+    def probabilities(self, features: FeatureMatrix) -> Probabilities:
+        """P(>50K) for each row of an encoded matrix, as the pipeline's steps pass them."""
+        ...
+
+
+class RowPredictor:
+    """For backends that score typed rows: the matrix form decodes and delegates."""
+
+    def predict(self, rows: Sequence[Sequence[Value]]) -> list[Prediction]:
+        raise NotImplementedError
+
+    def probabilities(self, features: FeatureMatrix) -> Probabilities:
+        import numpy as np
+
+        check_matrix(features)
+        scores = [prediction.probability for prediction in self.predict(decode(features))]
+        return np.asarray(scores, dtype=np.float64)
+
 
 class EmbeddedPredictor:
     """The bundled ONNX model, run by ONNX Runtime on one thread."""
@@ -166,6 +184,7 @@ class EmbeddedPredictor:
         """P(>50K) for each row of an encoded matrix (the parser's output)."""
         import numpy as np
 
+        check_matrix(features)
         if len(features) == 0:
             return np.empty(0, dtype=np.float64)
         (scores,) = self._session.run(self._outputs, {self._input: features})
@@ -210,7 +229,7 @@ def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield rows[start : start + size]
 
 
-class SageMakerPredictor:
+class SageMakerPredictor(RowPredictor):
     """A SageMaker real-time endpoint that takes CSV rows and returns one score per row.
 
     The body is the records in schema order as CSV without a header; the response is CSV or
@@ -282,7 +301,7 @@ def parse_scores(payload: str, content_type: str) -> list[float]:
     return scores
 
 
-class AmlPredictor:
+class AmlPredictor(RowPredictor):
     """The legacy Amazon ML real-time endpoint: one `Predict` call per record."""
 
     def __init__(self, client: Any, model_id: str, endpoint_url: str) -> None:

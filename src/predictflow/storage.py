@@ -176,10 +176,10 @@ class PredictionStore:
         except (ClientError, BotoCoreError) as error:
             raise_storage_error(error, f"s3://{self.bucket}/{key}")
 
-    def write_part(self, ref: ObjectRef, chunk_index: int, lines: Sequence[dict[str, Any]]) -> str:
+    def write_part(self, ref: ObjectRef, chunk_index: int, jsonl: str) -> str:
+        """One chunk's predictions, already as JSON lines."""
         key = self.part_key(ref, chunk_index)
-        body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
-        self._put(key, body.encode(), "application/x-ndjson")
+        self._put(key, jsonl.encode(), "application/x-ndjson")
         return key
 
     def write_manifest(self, ref: ObjectRef, manifest: dict[str, Any]) -> str:
