@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from predictflow.features import matrix_from_text
+from predictflow.features import encode, matrix_from_text
 from predictflow.local.moto_bridge import LambdaContext, load_handler
 from predictflow.steps import plan_chunks, prediction_entry, prediction_lines
 from predictflow.storage import INLINE_PAYLOAD_LIMIT, ObjectRef
@@ -169,20 +169,20 @@ def test_chunk_plans_cover_the_object_exactly_at_line_breaks() -> None:
 
 
 def test_fast_prediction_lines_equal_the_reference_entries() -> None:
-    ref = ObjectRef("in-bucket", 'incoming/a "quoted" ünïcode key.csv', "v1", "etag", 10)
+    ref = ObjectRef("in-bucket", 'incoming/a "quoted" 100% ünïcode key.csv', "v1", "etag", 10)
     rows: list[tuple[int, list[Any], float, str | None]] = [
         (1, [22, "Local-gov", 108435, "Masters", 14, "Married-civ-spouse", "Prof-specialty", "Husband",
              "White", "Male", 0, 0, 80, "United-States"], 0.2379, None),
         (7, [39, "?", 77516, "Bachelors", 13, "Never-married", "?", "Not-in-family", "White", "Male",
              2174, 0, 40, "?"], 0.5, ">50K"),
     ]  # fmt: skip
-    fast = prediction_lines(
-        ref, [list(row) for row in rows], "income-x", "arn:aws:states:execution:m:e"
-    ).splitlines()
+    features = encode([values for _, values, _, _ in rows])
+    probabilities = np.array([probability for _, _, probability, _ in rows])
+    lines = [line for line, _, _, _ in rows]
+    actual = [label for _, _, _, label in rows]
+    arn = "arn:aws:states:execution:m:e"
+    fast = prediction_lines(ref, lines, features, probabilities, actual, "income-%x", arn)
     reference = [
-        json.dumps(
-            prediction_entry(ref, *row, "income-x", "arn:aws:states:execution:m:e"), separators=(",", ":")
-        )
-        for row in rows
+        json.dumps(prediction_entry(ref, *row, "income-%x", arn), separators=(",", ":")) for row in rows
     ]
-    assert fast == reference
+    assert fast.splitlines() == reference

@@ -51,6 +51,11 @@ def encode(rows: Sequence[Sequence[Value]]) -> FeatureMatrix:
 
 def decode(matrix: FeatureMatrix) -> list[tuple[Value, ...]]:
     """The typed values behind an encoded matrix (exact: accepted values fit in float32)."""
+    return list(zip(*decode_columns(matrix), strict=True))
+
+
+def decode_columns(matrix: FeatureMatrix) -> list[list[Value]]:
+    """Like `decode`, column by column (schema order)."""
     columns: list[list[Value]] = []
     for index, field in enumerate(FIELDS):
         column = matrix[:, index]
@@ -60,7 +65,7 @@ def decode(matrix: FeatureMatrix) -> list[tuple[Value, ...]]:
             columns.append([names[code] for code in codes.tolist()])
         else:
             columns.append(column.astype(np.int64).tolist())
-    return list(zip(*columns, strict=True))
+    return columns
 
 
 def unknown_categories(row: Sequence[Value]) -> list[str]:

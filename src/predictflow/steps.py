@@ -17,15 +17,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from predictflow.errors import FileTooLarge, MalformedEvent
-from predictflow.features import FeatureMatrix, decode, matrix_from_text, matrix_to_text
+from predictflow.features import FeatureMatrix, decode, decode_columns, matrix_from_text, matrix_to_text
 from predictflow.predictors import Predictor, label_for
 from predictflow.records import parse_chunk
-from predictflow.schema import FEATURE_NAMES
+from predictflow.schema import (
+    FEATURE_NAMES,
+    FIELDS,
+    MISSING,
+    NEGATIVE_LABEL,
+    POSITIVE_LABEL,
+    CategoricalField,
+)
 from predictflow.settings import Settings
 from predictflow.storage import (
     DeadLetter,
@@ -178,73 +186,82 @@ def predict(payload: dict[str, Any], predictor: Predictor, stores: Stores) -> tu
     return envelope, len(probabilities)
 
 
-def _scored(batch: dict[str, Any]) -> list[list[Any]]:
-    """[line, values, probability, actual] per predicted record."""
-    rows = decode(_features(batch))
-    probabilities = matrix_from_text(batch["probabilities"], np.float64).tolist()
-    actual = batch.get("actual") or [None] * len(rows)
-    return [
-        [line, list(values), probability, label]
-        for line, values, probability, label in zip(batch["lines"], rows, probabilities, actual, strict=True)
-    ]
-
-
 def route_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
     ref = ObjectRef.from_dict(payload["object"])
     execution_arn = payload["execution_arn"]
     chunk = payload["chunk"]
     batch = stores.work.unstash(payload["batch"])
     model_version = batch["model_version"]
-    scored = _scored(batch)
+    lines: list[int] = batch["lines"]
+    features = _features(batch)
+    probabilities = matrix_from_text(batch["probabilities"], np.float64)
+    actual: list[str | None] = batch.get("actual") or [None] * len(lines)
     counts: dict[str, Any] = {}
-    if _is_whole_small_file(ref, chunk, len(scored)):
+    if _is_whole_small_file(ref, chunk, len(lines)):
         # An S3 PUT costs more than the rest of a one-record file's processing; its
         # predictions ride to Finalize in compact form and are kept on its ledger item.
-        counts["compact_predictions"] = {"model_version": model_version, "rows": scored}
-    elif scored:
-        stores.predictions.write_part(
-            ref, int(chunk["index"]), prediction_lines(ref, scored, model_version, execution_arn)
-        )
+        rows = [
+            [line, list(values), probability, label]
+            for line, values, probability, label in zip(
+                lines, decode(features), probabilities.tolist(), actual, strict=True
+            )
+        ]
+        counts["compact_predictions"] = {"model_version": model_version, "rows": rows}
+    elif lines:
+        jsonl = prediction_lines(ref, lines, features, probabilities, actual, model_version, execution_arn)
+        stores.predictions.write_part(ref, int(chunk["index"]), jsonl)
     at = now()
     dead = [
         DeadLetter(ref.bucket, ref.key, ref.version_id, line, raw, error_type, message, execution_arn, at)
         for line, raw, error_type, message in batch["rejections"]
     ]
     stores.dead_letters.put(dead)
-    return counts | _counts(chunk, records=len(scored) + len(dead), predicted=len(scored), dead=len(dead))
+    return counts | _counts(chunk, records=len(lines) + len(dead), predicted=len(lines), dead=len(dead))
 
 
-_JSON_STRINGS: dict[str, str] = {}
+_QUOTED: Final = {
+    index: {value: json.dumps(value) for value in (*field.categories, MISSING)}
+    for index, field in enumerate(FIELDS)
+    if isinstance(field, CategoricalField)
+}
+_FEATURES_FORMAT: Final = "{" + ",".join(f'"{name}":%s' for name in FEATURE_NAMES) + "}"
+_LABEL_JSON: Final = (json.dumps(NEGATIVE_LABEL), json.dumps(POSITIVE_LABEL))
 
 
-def prediction_lines(ref: ObjectRef, scored: list[list[Any]], model_version: str, execution_arn: str) -> str:
-    """JSON lines for many predictions: byte for byte `json.dumps(prediction_entry(...))`,
-    written with one format per record instead of a dict and an encoder call each."""
+def prediction_lines(
+    ref: ObjectRef,
+    lines: list[int],
+    features: FeatureMatrix,
+    probabilities: npt.NDArray[np.float64],
+    actual: list[str | None],
+    model_version: str,
+    execution_arn: str,
+) -> str:
+    """JSON lines for a chunk's predictions, byte for byte `json.dumps(prediction_entry(...))`.
 
-    def quoted(text: str) -> str:
-        found = _JSON_STRINGS.get(text)
-        if found is None:
-            found = _JSON_STRINGS.setdefault(text, json.dumps(text))
-        return found
-
-    head = (
-        f'{{"source_bucket":{json.dumps(ref.bucket)},"source_key":{json.dumps(ref.key)},'
-        f'"version_id":{json.dumps(ref.version_id)},"line":'
+    Built a column at a time (each value formatted by a C-level map) rather than a dict and
+    an encoder call per record: this is the hot path of a large file.
+    """
+    columns = decode_columns(features)
+    text_columns = [
+        list(map(_QUOTED[index].__getitem__, column)) if index in _QUOTED else list(map(str, column))  # type: ignore[arg-type]
+        for index, column in enumerate(columns)
+    ]
+    features_json = map(_FEATURES_FORMAT.__mod__, zip(*text_columns, strict=True))
+    labels = [_LABEL_JSON[int(positive)] for positive in (probabilities >= 0.5).tolist()]
+    scores = map(repr, probabilities.tolist())
+    endings = ["}\n" if label is None else f',"actual":{json.dumps(label)}}}\n' for label in actual]
+    # Everything but the five per-record fields is the same for the whole chunk.
+    constant = {name: json.dumps(value).replace("%", "%%") for name, value in (
+        ("bucket", ref.bucket), ("key", ref.key), ("version", ref.version_id),
+        ("model", model_version), ("execution", execution_arn),
+    )}  # fmt: skip
+    line_format = (
+        f'{{"source_bucket":{constant["bucket"]},"source_key":{constant["key"]},'
+        f'"version_id":{constant["version"]},"line":%d,"features":%s,"label":%s,"probability":%s,'
+        f'"model_version":{constant["model"]},"execution_arn":{constant["execution"]}%s'
     )
-    tail = f',"model_version":{json.dumps(model_version)},"execution_arn":{json.dumps(execution_arn)}'
-    names = [f'"{name}":' for name in FEATURE_NAMES]
-    out = []
-    for line, values, probability, actual in scored:
-        features = ",".join(
-            name + (str(value) if isinstance(value, int) else quoted(value))
-            for name, value in zip(names, values, strict=True)
-        )
-        label = '">50K"' if probability >= 0.5 else '"<=50K"'
-        extra = f',"actual":{quoted(actual)}}}' if actual is not None else "}"
-        out.append(
-            f'{head}{line},"features":{{{features}}},"label":{label},"probability":{float(probability)!r}{tail}{extra}\n'
-        )
-    return "".join(out)
+    return "".join(map(line_format.__mod__, zip(lines, features_json, labels, scores, endings, strict=True)))
 
 
 def _is_whole_small_file(ref: ObjectRef, chunk: dict[str, Any], predicted: int) -> bool:

@@ -13,6 +13,7 @@ state machine target. This module fills exactly those gaps:
    the event as its input, as on AWS. S3's events are first given the shape AWS sends
    (`etag`, a unique `sequencer`, an ISO `time`), which moto 5.2.5 does not.
 3. An execution started without a name gets a UUID, as on AWS (moto names it "None").
+4. The interpreter reuses one Lambda client instead of building one per task (speed only).
 
 Two test aids ride on the invoker: scenario mocks in Step Functions Local's MockConfigFile
 format (`StepFunctionsLocalMocks`), and a scale for the interpreter's Retry waits, so that a
@@ -374,6 +375,25 @@ class MotoBridge:
             # second unnamed start collides with the first.
             return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
 
+        # moto's interpreter builds a new boto3 client for every Lambda task (~20 ms each);
+        # one per region and endpoint serves them all.
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+        original_client_for = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
+        clients: dict[tuple[str, str, str], Any] = {}
+        clients_lock = threading.Lock()
+
+        def cached_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            key = (region, service, os.environ.get("MOTO_PORT", ""))
+            with clients_lock:
+                if key not in clients:
+                    clients[key] = original_client_for(
+                        region=region, service=service, state_credentials=state_credentials
+                    )
+                return clients[key]
+
+        lambda_eval_utils.boto_client_for = cached_client_for  # type: ignore[attr-defined]
+
         for cls in originals:
             cls.invoke = invoke  # type: ignore[method-assign, assignment]
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
@@ -384,6 +404,7 @@ class MotoBridge:
                 cls.invoke = original  # type: ignore[method-assign, assignment]
             Rule.send_to_targets = original_send  # type: ignore[method-assign, assignment]
             StepFunctionsParserBackend.start_execution = original_start  # type: ignore[method-assign]
+            lambda_eval_utils.boto_client_for = original_client_for  # type: ignore[attr-defined]
 
         self._undo.append(undo)
         if self.retry_wait_scale != 1.0:
