@@ -37,6 +37,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/predictor_speed.py
 	$(BIN)/python benchmarks/cost_model.py
 	$(BIN)/python benchmarks/package_size.py
+	$(BIN)/python benchmarks/local_stack.py
 
 clean:
 	rm -rf $(VENV) out build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""The local stack's numbers: start-up, single-record latency, and large-file throughput.
+
+    python benchmarks/local_stack.py [--records 200000] [--latency-files 30]
+
+- start-up: `LocalStack().start()` (moto, the bridge, and the deploy of template.yaml), in a
+  fresh process;
+- latency: single-record files uploaded one after another; upload to the file's ledger item
+  saying SUCCEEDED (its predictions are stored by then), p50 and p95;
+- throughput: one file of N records, `predictflow local run FILE` against
+  `predictflow predict FILE -o /dev/null`, both as whole processes, and where the local
+  run's time goes (per function, from the invoker's timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+PREDICTFLOW = [str(Path(sys.executable).parent / "predictflow")]  # the installed console script
+
+START_UP = """
+import time
+started = time.perf_counter()
+from predictflow.local.stack import LocalStack
+stack = LocalStack()
+stack.start()
+print(time.perf_counter() - started)
+stack.stop()
+"""
+
+
+def records_file(folder: Path, count: int) -> Path:
+    lines = [
+        line.rsplit(b",", 1)[0]
+        for line in (ROOT / "model" / "data" / "adult.data").read_bytes().splitlines()
+        if line
+    ]
+    path = folder / f"records-{count}.csv"
+    path.write_bytes(b"".join(line + b"\n" for line in itertools.islice(itertools.cycle(lines), count)))
+    return path
+
+
+def start_up(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", START_UP], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return times
+
+
+def latency(files: int) -> list[float]:
+    from predictflow.local.stack import LocalStack
+
+    line = (ROOT / "events" / "records-good.csv").read_bytes().splitlines()[0] + b"\n"
+    seconds = []
+    with LocalStack() as stack:
+        s3, results = stack.client("s3"), stack.results()
+        for index in range(files):
+            key = f"{stack.outputs['InputPrefix']}latency/{index}.csv"
+            started = time.perf_counter()
+            version = s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=line)["VersionId"]
+            while (results.file(key, version) or {}).get("status") != "SUCCEEDED":
+                if time.perf_counter() - started > 30:
+                    raise TimeoutError(key)
+                time.sleep(0.002)
+            seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def where_the_time_goes(path: Path) -> tuple[float, dict[str, float]]:
+    from predictflow.local.stack import LocalStack
+
+    spent: dict[str, float] = collections.defaultdict(float)
+    with LocalStack() as stack:
+
+        def record(invocation: Any) -> None:
+            name = invocation.function.split("-")[2].removesuffix("Function")
+            action = invocation.event.get("action", "")
+            spent[f"{name} {action}".strip()] += invocation.seconds
+
+        stack.invoker.on_invoke(record)
+        started = time.perf_counter()
+        stack.upload(path)
+        stack.wait_for_executions(1, timeout=600)
+        total = time.perf_counter() - started
+    spent["Step Functions engine, S3 events, waiting"] = total - sum(spent.values())
+    return total, dict(spent)
+
+
+def whole_process(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--latency-files", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    boots = start_up(args.runs)
+    print(
+        f"start-up (start + deploy of template.yaml): median {statistics.median(boots):.2f} s, max {max(boots):.2f} s"
+    )
+    waits = sorted(latency(args.latency_files))
+    p95 = waits[int(len(waits) * 0.95) - 1]
+    print(f"single-record file, upload to prediction: p50 {statistics.median(waits):.3f} s, p95 {p95:.3f} s")
+    with tempfile.TemporaryDirectory() as scratch:
+        path = records_file(Path(scratch), args.records)
+        predict = min(
+            whole_process([*PREDICTFLOW, "predict", str(path), "-o", "/dev/null"]) for _ in range(args.runs)
+        )
+        local = min(whole_process([*PREDICTFLOW, "local", "run", str(path)]) for _ in range(args.runs))
+        total, spent = where_the_time_goes(path)
+    print(f"{args.records:,} records: predictflow predict {predict:.2f} s, predictflow local run {local:.2f} s "
+          f"(ratio {local / predict:.1f}, target <= 4)")  # fmt: skip
+    print(f"inside the local run, upload to SUCCEEDED took {total:.2f} s:")
+    for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"  {name:44} {seconds:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()
