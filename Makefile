@@ -17,6 +17,10 @@ demo: $(INSTALLED)
 	@echo
 	@echo "Predictions:   out/demo/predictions/*.jsonl"
 	@echo "Dead letters:  out/demo/dead-letter/*.jsonl   (each says which line, and why)"
+	@echo "Inspect and replay: $(BIN)/predictflow local up, then in another terminal"
+	@echo "  $(BIN)/predictflow --local upload events/records-mixed.csv"
+	@echo "  $(BIN)/predictflow --local dead-letters"
+	@echo "  $(BIN)/predictflow --local replay --source incoming/records-mixed.csv --fixed events/records-good.csv"
 
 test: lint typecheck pytest
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -19,8 +20,9 @@ from predictflow.cli.aws import Aws
 
 
 def console() -> Console:
-    # Made per command so that the terminal's width (or COLUMNS) at that moment applies.
-    return Console()
+    # Made per command so that the terminal's width (or COLUMNS) at that moment applies; a
+    # pipe gets 120 columns rather than 80, so names and ARNs stay whole.
+    return Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 
 
 def aws_of(ctx: click.Context) -> Aws:

@@ -224,14 +224,12 @@ def _report(results: list[FileResult], as_json: bool) -> None:
 
     table = Table(title="predictflow local run")
     for column in ("file", "execution", "status", "records", "predicted", "dead-lettered", "seconds"):
-        table.add_column(
-            column,
-            justify="right" if column in ("records", "predicted", "dead-lettered", "seconds") else "left",
-        )
+        numeric = column in ("records", "predicted", "dead-lettered", "seconds")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     for r in results:
         style = "green" if r.status == "SUCCEEDED" else "red"
         table.add_row(
-            r.file,
+            Path(r.file).name,
             r.execution.rsplit(":", 1)[-1][:8],
             f"[{style}]{r.status}[/]",
             str(r.records),
@@ -242,4 +240,5 @@ def _report(results: list[FileResult], as_json: bool) -> None:
     table.add_row(
         "total", "", "", str(totals["records"]), str(totals["predicted"]), str(totals["dead_lettered"]), ""
     )
-    Console().print(table)
+    # A pipe has no width; 120 columns keep every name whole in a log or a CI transcript.
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
