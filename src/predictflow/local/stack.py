@@ -43,6 +43,10 @@ LOCAL_ENVIRONMENT: Final = {
     # No X-Ray daemon and no CloudWatch locally: tracing off, metrics not flushed to stdout.
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
+    # Payloads never leave this process, so the SDK's CRC32 of every request body (about a
+    # third of a large file's local time) protects nothing here. On AWS the default stays.
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
 }
 
 
