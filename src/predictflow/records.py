@@ -285,6 +285,17 @@ def _slow_path(lines: list[tuple[int, str]], rejections: list[Rejection]) -> Par
     rows: list[tuple[Value, ...]] = []
     actual: list[str | None] = []
     for number, text in lines:
+        if "\x00" in text:
+            # Valid UTF-8 but not text: what UTF-16 or binary data looks like line by line.
+            rejections.append(
+                Rejection(
+                    number,
+                    excerpt(text.replace("\x00", "\\x00")),
+                    RejectReason.ENCODING,
+                    "line contains NUL bytes: not UTF-8 text (UTF-16 or binary data?)",
+                )
+            )
+            continue
         if len(text) > MAX_LINE_CHARS:
             rejections.append(
                 Rejection(
