@@ -68,3 +68,16 @@ def test_the_served_stack_answers_the_cli_over_http() -> None:
         assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
     finally:
         stack.stop()
+
+
+def test_many_files_leave_stdout_to_the_summary(tmp_path: Path) -> None:
+    """Powertools prints buffered metrics once a metric holds 100 values; not into our JSON."""
+    line = (EVENTS / "records-good.csv").read_text().splitlines()[0] + "\n"
+    files = []
+    for index in range(110):
+        path = tmp_path / f"one-{index}.csv"
+        path.write_text(line)
+        files.append(str(path))
+    result = CliRunner().invoke(cli, ["local", "run", *files, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"] == {"records": 110, "predicted": 110, "dead_lettered": 0}

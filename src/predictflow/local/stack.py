@@ -50,6 +50,17 @@ LOCAL_ENVIRONMENT: Final = {
 }
 
 
+def _drop_metrics(_: object) -> None:
+    """On AWS, powertools prints metrics to the function's log, which CloudWatch reads. Here
+    they are disabled (POWERTOOLS_METRICS_DISABLED), but powertools still keeps them, and
+    prints them anyway once a metric holds 100 values: into this process's stdout, in the
+    middle of `local run --json`. Dropping them after each invocation keeps stdout clean."""
+    from aws_lambda_powertools.metrics.metrics import Metrics
+
+    Metrics._metrics.clear()
+    Metrics._metadata.clear()
+
+
 class LocalStack:
     def __init__(
         self,
@@ -108,7 +119,14 @@ class LocalStack:
         deployer = Deployer(self.client, self.invoker, REGION)
         parameters = {"LogLevel": self.log_level} | self.parameters
         self.deployment = deployer.deploy(self.template, self.stack_name, parameters)
+        # powertools configures its logger once per process; a second stack in the same
+        # process (tests, benchmarks) must still log at its own level.
+        service = self.deployment.function_environment.get("POWERTOOLS_SERVICE_NAME")
+        level = self.deployment.function_environment.get("POWERTOOLS_LOG_LEVEL")
+        if service and level:
+            logging.getLogger(service).setLevel(level)
         self._register_outputs(self.deployment)
+        self.invoker.on_invoke(_drop_metrics)
         return self.deployment
 
     def _register_outputs(self, deployment: Deployment) -> None:
