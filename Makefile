@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest model bench clean
+.PHONY: demo test lint typecheck checkov pytest model bench reliability clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,20 @@ demo: $(INSTALLED)
 	@echo "  $(BIN)/predictflow --local dead-letters"
 	@echo "  $(BIN)/predictflow --local replay --source incoming/records-mixed.csv --fixed events/records-good.csv"
 
-test: lint typecheck pytest
+test: lint typecheck checkov pytest
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# checkov pins its own dependency tree, so it lives in a virtualenv of its own.
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+
+checkov: $(CHECKOV)
+	$(CHECKOV) -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
@@ -37,6 +46,10 @@ pytest: $(INSTALLED)
 model: $(INSTALLED)
 	$(BIN)/python model/train.py
 
+reliability: $(INSTALLED)
+	$(BIN)/pytest tests/reliability
+	$(BIN)/python benchmarks/load.py --files 1000
+
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/predictor_speed.py
 	$(BIN)/python benchmarks/cost_model.py
@@ -44,4 +57,4 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/local_stack.py
 
 clean:
-	rm -rf $(VENV) out build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov out build .pytest_cache .mypy_cache .ruff_cache
