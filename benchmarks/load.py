@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import math
 import random
 import statistics
 import sys
@@ -32,7 +33,7 @@ def make_files(count: int, max_records: int, seed: int = 7) -> list[bytes]:
     chooser = random.Random(seed)
     files = []
     for _ in range(count):
-        size = int(round(10 ** chooser.uniform(0, __import__("math").log10(max_records))))
+        size = round(10 ** chooser.uniform(0, math.log10(max_records)))
         start = chooser.randrange(0, len(lines) - size) if size < len(lines) else 0
         body = [lines[(start + i) % len(lines)] for i in range(size)]
         for i in range(49, size, 50):
