@@ -80,10 +80,12 @@ def main() -> None:
         datetime.fromisoformat(str(outcomes[key]["finished_at"])).timestamp() - started_at[key]
         for key in expected
     )
-    broken = [
-        key for key, lines in expected.items()
-        if not (outcomes[key]["records"] == lines == outcomes[key]["predicted"] + outcomes[key]["dead_lettered"])
-    ]  # fmt: skip
+
+    def conserved(key: str, lines: int) -> bool:
+        outcome = outcomes[key]
+        return bool(outcome["records"] == lines == outcome["predicted"] + outcome["dead_lettered"])
+
+    broken = [key for key, lines in expected.items() if not conserved(key, lines)]
     report = {
         "files": len(expected),
         "records": sum(expected.values()),
