@@ -149,3 +149,15 @@ def test_a_predictor_throttling_a_third_of_its_calls_loses_nothing(stack: LocalS
     )
     # Calls 0, 3, 6, 9 and 12 of the 15 that ten files then need (10 + 5 retries) throttle.
     assert retried == 5
+
+
+def test_an_endpoint_down_for_a_while_is_ridden_out_by_the_retries(stack: LocalStack) -> None:
+    stack.use_mocks(ROOT / "tests" / "statemachine" / "MockConfigFile.json", "PredictorDownForAWhile")
+    try:
+        key, version, execution = upload(stack, (EVENTS / "records-mixed.csv").read_bytes())
+    finally:
+        stack.clear_mocks()
+    assert execution["status"] == "SUCCEEDED"
+    assert failures(stack, execution["executionArn"]) == ["PredictorUnavailable"] * 3
+    predictions, dead = outcome(stack, key, version)
+    assert (len(predictions), len(dead)) == (3, 2)
