@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from predictflow.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -25,17 +29,10 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[object]:
-    """The deployed local stack, shared by the tests of one module (each test uses its own
-    object keys)."""
-    from predictflow.local.stack import LocalStack
-
+@contextmanager
+def running_stack(**options: Any) -> Iterator[LocalStack]:
+    """A deployed local stack for a test module (its tests use keys of their own)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        stack = LocalStack(parameters={"ChunkBytes": "4096"})
-        stack.start()
-        try:
+        with LocalStack(**options) as stack:
             yield stack
-        finally:
-            stack.stop()

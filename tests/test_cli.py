@@ -15,21 +15,15 @@ from click.testing import CliRunner, Result
 from predictflow.cli import cli
 from predictflow.cli.aws import Aws
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT
+from tests.conftest import EVENTS, ROOT, running_stack
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        local = LocalStack(retry_wait_scale=0.001)
-        local.start()
-        try:
-            yield local
-        finally:
-            local.stop()
+    with running_stack(retry_wait_scale=0.001) as local:
+        yield local
 
 
 def run(*args: str) -> Result:

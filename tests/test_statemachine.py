@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT
+from tests.conftest import EVENTS, ROOT, running_stack
 from tests.test_records import ARTICLE, HEADER
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
@@ -24,17 +24,9 @@ CHUNK_BYTES = 4096
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        local = LocalStack(
-            parameters={"ChunkBytes": str(CHUNK_BYTES), "MaxFileBytes": str(CHUNK_BYTES * 1000)},
-            retry_wait_scale=0.001,
-        )
-        local.start()
-        try:
-            yield local
-        finally:
-            local.stop()
+    parameters = {"ChunkBytes": str(CHUNK_BYTES), "MaxFileBytes": str(CHUNK_BYTES * 1000)}
+    with running_stack(parameters=parameters, retry_wait_scale=0.001) as local:
+        yield local
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ import io
 import json
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
@@ -224,6 +225,19 @@ def _raise_for_transport_error(error: BotoCoreError, backend: str) -> None:
     raise PredictorUnavailable(f"{backend}: {error}") from error
 
 
+@contextmanager
+def backend_errors(backend: str) -> Iterator[None]:
+    """Re-raise an AWS client or transport failure as the matching `PredictorError`."""
+    try:
+        yield
+    except ClientError as error:
+        _raise_for_client_error(error, backend)
+        raise
+    except BotoCoreError as error:
+        _raise_for_transport_error(error, backend)
+        raise
+
+
 def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
@@ -260,7 +274,7 @@ class SageMakerPredictor(RowPredictor):
     def _invoke(self, batch: Sequence[Sequence[Value]]) -> list[float]:
         body = io.StringIO()
         csv.writer(body, lineterminator="\n").writerows(batch)
-        try:
+        with backend_errors("sagemaker"):
             response = self._client.invoke_endpoint(
                 EndpointName=self._endpoint,
                 ContentType="text/csv",
@@ -268,12 +282,6 @@ class SageMakerPredictor(RowPredictor):
                 Body=body.getvalue().encode(),
             )
             payload = response["Body"].read().decode("utf-8")
-        except ClientError as error:
-            _raise_for_client_error(error, "sagemaker")
-            raise
-        except BotoCoreError as error:
-            _raise_for_transport_error(error, "sagemaker")
-            raise
         scores = parse_scores(payload, str(response.get("ContentType", "")))
         if len(scores) != len(batch):
             raise PredictorModelError(
@@ -322,16 +330,10 @@ class AmlPredictor(RowPredictor):
 
     def _predict_one(self, row: Sequence[Value]) -> float:
         record = {name: str(value) for name, value in zip(FEATURE_NAMES, row, strict=True)}
-        try:
+        with backend_errors("machinelearning"):
             response = self._client.predict(
                 MLModelId=self._model_id, Record=record, PredictEndpoint=self._endpoint
             )
-        except ClientError as error:
-            _raise_for_client_error(error, "machinelearning")
-            raise
-        except BotoCoreError as error:
-            _raise_for_transport_error(error, "machinelearning")
-            raise
         try:
             prediction = response["Prediction"]
             scores = prediction["predictedScores"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT
+from tests.conftest import EVENTS, ROOT, running_stack
 from tests.reliability.corpus import CASES, Case
 from tests.test_records import ARTICLE
 
@@ -24,14 +24,8 @@ MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        local = LocalStack(retry_wait_scale=0.001, log_level="INFO")
-        local.start()
-        try:
-            yield local
-        finally:
-            local.stop()
+    with running_stack(retry_wait_scale=0.001, log_level="INFO") as local:
+        yield local
 
 
 def upload(stack: LocalStack, body: bytes, key: str | None = None) -> tuple[str, str, dict[str, Any]]:

@@ -16,21 +16,17 @@ from botocore.exceptions import ClientError
 
 from predictflow.local.moto_bridge import LocalFunction
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT
+from tests.conftest import EVENTS, ROOT, running_stack
 from tests.reliability.test_conservation import outcome, upload
 
 
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
     """A stack of its own: the faults go into clients the handlers have not made yet."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        local = LocalStack(retry_wait_scale=0.001)
-        local.start()
+    with running_stack(retry_wait_scale=0.001) as local:
         try:
             yield local
         finally:
-            local.stop()
             boto3.DEFAULT_SESSION = None  # drop the injected faults with the session
 
 
