@@ -7,9 +7,11 @@ wrappers that add logging, tracing and metrics.
     Route       write predictions and dead-letter entries, one per record
     Finalize    add up the chunks, write the manifest, decide the outcome
 
-Payloads between steps are JSON: a batch is `{"records": [[line, [14 values], actual]],
-"rejections": [[line, raw, error_type, message]], "probabilities": [...]}`, stashed in S3
-when it is too large for the state (see `WorkStore`).
+Payloads between steps are JSON. A batch is columnar: `{"lines": [...], "features": <base64
+of the (n, 14) float32 matrix>, "actual": [...] (labelled files only), "rejections":
+[[line, raw, error_type, message], ...]}`, plus `"probabilities"` (base64 float64) and
+`"model_version"` after Predict. It travels inline when small and by S3 reference otherwise
+(see `WorkStore`).
 """
 
 from __future__ import annotations
