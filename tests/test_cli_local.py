@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -81,3 +85,33 @@ def test_many_files_leave_stdout_to_the_summary(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["local", "run", *files, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["totals"] == {"records": 110, "predicted": 110, "dead_lettered": 0}
+
+
+def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "predictflow"), "local", "up", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        deadline = time.monotonic() + 60
+        banner = ""
+        while "Ctrl-C stops" not in banner and time.monotonic() < deadline:
+            banner += server.stdout.readline()
+        assert f"local stack on http://127.0.0.1:{port}" in banner
+        endpoint = f"http://127.0.0.1:{port}"
+        uploaded = CliRunner().invoke(
+            cli, ["--endpoint-url", endpoint, "upload", str(EVENTS / "records-good.csv")]
+        )
+        assert uploaded.exit_code == 0, uploaded.output
+        log = ""
+        while "succeeded" not in log and time.monotonic() < deadline:
+            log += server.stdout.readline()
+        assert "started" in log
+        assert "records-good.csv" in log
+        server.send_signal(signal.SIGINT)
+        rest, _ = server.communicate(timeout=30)
+        assert "stopping" in rest
+        assert server.returncode == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
