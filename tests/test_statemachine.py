@@ -63,7 +63,7 @@ class Run:
         return self.stack.results().file(self.key, self.version)
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return self.stack.results().dead_letters(source_key=self.key)
+        return self.stack.results().dead_letters(source_key=self.key, version=self.version)
 
     def history(self) -> list[dict[str, Any]]:
         sfn = self.stack.client("stepfunctions")
@@ -201,11 +201,7 @@ def test_an_object_gone_before_fetch_is_dead_lettered_as_a_whole(stack: LocalSta
     event = json.loads((EVENTS / "s3-object-created.json").read_text())
     event["detail"]["bucket"]["name"] = stack.outputs["InputBucketName"]
     event["detail"]["object"]["key"] = key = f"incoming/{uuid.uuid4().hex}.csv"
-    sfn = stack.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], input=json.dumps(event))[
-        "executionArn"
-    ]
-    stack.started_executions.append(arn)
+    stack.deliver(event)
     described = stack.wait_for_executions(len(stack.started_executions))[-1]
     assert described["status"] == "FAILED"
     assert described["error"] == "ChunksDeadLettered"
@@ -230,10 +226,7 @@ def test_the_same_event_delivered_twice_gives_one_set_of_outputs(stack: LocalSta
     run = Run(stack, (EVENTS / "records-mixed.csv").read_bytes())
     event = json.loads(run.history()[0]["executionStartedEventDetails"]["input"])
     sfn = stack.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], input=json.dumps(event))[
-        "executionArn"
-    ]
-    stack.started_executions.append(arn)
+    arn = stack.deliver(event)
     second = stack.wait_for_executions(len(stack.started_executions))[-1]
     assert second["status"] == "SUCCEEDED"
     states = [

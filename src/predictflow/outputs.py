@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from predictflow.storage import ENTRY_PREFIX, REPLAY_MARK, DeadLetterStore
+
 
 @dataclass(frozen=True)
 class StackNames:
@@ -99,22 +101,32 @@ class Results:
                     yield json.loads(line)
 
     def dead_letters(
-        self, *, source_key: str | None = None, error_type: str | None = None, include_replayed: bool = False
+        self,
+        *,
+        source_key: str | None = None,
+        version: str | None = None,
+        error_type: str | None = None,
+        include_replayed: bool = False,
     ) -> list[dict[str, Any]]:
         """Dead-letter entries in source and line order, each with `replayed_as` once replayed.
 
-        Replayed entries are left out unless `include_replayed`.
+        Replayed entries are left out unless `include_replayed`. With a source key and its
+        version, one partition is read; otherwise the whole table is scanned.
         """
-        paginator = self._dynamodb.get_paginator("scan")
-        items = [
-            _plain(item)
-            for page in paginator.paginate(TableName=self.names.dead_letter_table)
-            for item in page.get("Items", [])
-        ]
+        if source_key is not None and version is not None:
+            pk = DeadLetterStore.partition(self.names.input_bucket, source_key, version)
+            pages = self._dynamodb.get_paginator("query").paginate(
+                TableName=self.names.dead_letter_table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+            )
+        else:
+            pages = self._dynamodb.get_paginator("scan").paginate(TableName=self.names.dead_letter_table)
+        items = [_plain(item) for page in pages for item in page.get("Items", [])]
         marks = {(item["pk"], item["line"]): item for item in items if item["sk"].startswith(REPLAY_MARK)}
         entries = []
         for item in items:
-            if not item["sk"].startswith("line#"):
+            if not item["sk"].startswith(ENTRY_PREFIX):
                 continue
             if source_key is not None and item["source_key"] != source_key:
                 continue
@@ -128,6 +140,3 @@ class Results:
             entries.append(item)
         entries.sort(key=lambda entry: (entry["pk"], entry["sk"]))
         return entries
-
-
-REPLAY_MARK = "replayed#"

@@ -16,9 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from predictflow.outputs import REPLAY_MARK, Results
+from predictflow.outputs import Results
 from predictflow.records import RAW_EXCERPT_CHARS
-from predictflow.storage import now
+from predictflow.storage import DeadLetterStore, now
 
 
 @dataclass
@@ -64,7 +64,7 @@ def submit(
                 TableName=results.names.dead_letter_table,
                 Item={
                     "pk": {"S": entry["pk"]},
-                    "sk": {"S": f"{REPLAY_MARK}{int(entry['line']):010d}"},
+                    "sk": {"S": DeadLetterStore.mark_key(int(entry["line"]))},
                     "line": {"N": str(entry["line"])},
                     "replayed_as": {"S": replay.key},
                     "replayed_at": {"S": now()},

@@ -204,7 +204,11 @@ class DeadLetter:
 
     @property
     def source(self) -> str:
-        return f"s3://{self.source_bucket}/{self.source_key}#{self.version_id or ''}"
+        return DeadLetterStore.partition(self.source_bucket, self.source_key, self.version_id)
+
+
+ENTRY_PREFIX: Final = "line#"
+REPLAY_MARK: Final = "replayed#"
 
 
 class DeadLetterStore:
@@ -216,7 +220,16 @@ class DeadLetterStore:
 
     @staticmethod
     def sort_key(line: int) -> str:
-        return f"line#{line:010d}"
+        return f"{ENTRY_PREFIX}{line:010d}"
+
+    @staticmethod
+    def mark_key(line: int) -> str:
+        """The sort key of the item that marks the entry for `line` as replayed."""
+        return f"{REPLAY_MARK}{line:010d}"
+
+    @staticmethod
+    def partition(bucket: str, key: str, version_id: str | None) -> str:
+        return f"s3://{bucket}/{key}#{version_id or ''}"
 
     def put(self, entries: Sequence[DeadLetter]) -> int:
         """Record entries; the same (source, line) written again replaces itself."""

@@ -41,11 +41,7 @@ def upload(stack: LocalStack, body: bytes, key: str | None = None) -> tuple[str,
 def outcome(stack: LocalStack, key: str, version: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     results = stack.results()
     predictions = list(results.predictions(key, version))
-    dead = [
-        d
-        for d in results.dead_letters(source_key=key, include_replayed=True)
-        if d.get("version_id") == version
-    ]
+    dead = results.dead_letters(source_key=key, version=version, include_replayed=True)
     return predictions, dead
 
 
@@ -100,23 +96,14 @@ def test_the_same_event_delivered_many_times_at_once_gives_one_set_of_outputs(
 ) -> None:
     key, version, execution = upload(stack, (EVENTS / "records-mixed.csv").read_bytes())
     history = stack.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])
-    event = history["events"][0]["executionStartedEventDetails"]["input"]
-    sfn = stack.client("stepfunctions")
+    event = json.loads(history["events"][0]["executionStartedEventDetails"]["input"])
     before = len(stack.started_executions)
     arns: list[str] = []
-
-    def deliver() -> None:
-        arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], input=event)[
-            "executionArn"
-        ]
-        arns.append(arn)
-
-    threads = [threading.Thread(target=deliver) for _ in range(copies)]
+    threads = [threading.Thread(target=lambda: arns.append(stack.deliver(event))) for _ in range(copies)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    stack.started_executions.extend(arns)
     finished = stack.wait_for_executions(before + copies)[before:]
     assert {e["status"] for e in finished} == {"SUCCEEDED"}
     for arn in arns:

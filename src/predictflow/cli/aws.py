@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -90,7 +89,3 @@ def explain(error: Exception) -> str | None:
         details = error.response.get("Error", {})
         return f"AWS refused {error.operation_name}: {details.get('Code', '')}: {details.get('Message', '')}"
     return None
-
-
-def quiet_moto_cloudformation() -> None:
-    warnings.filterwarnings("ignore", message="Tried to parse AWS::CloudFormation::WaitConditionHandle")

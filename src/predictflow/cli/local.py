@@ -208,7 +208,7 @@ def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], out_dir: Pa
             for prediction in results.predictions(key, version):
                 out.write(json.dumps(prediction) + "\n")
         with (out_dir / "dead-letter" / f"{path.name}.jsonl").open("w") as out:
-            for entry in results.dead_letters(source_key=key):
+            for entry in results.dead_letters(source_key=key, version=version):
                 out.write(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}) + "\n")
 
 

@@ -246,6 +246,17 @@ class LocalStack:
         self.client("s3").put_object(Bucket=self.outputs["InputBucketName"], Key=key, Body=data)
         return key
 
+    def deliver(self, event: dict[str, Any]) -> str:
+        """Start an execution with `event` as its input, as the EventBridge rule does (tests
+        use it to deliver one event more than once); returns the execution ARN."""
+        arn = str(
+            self.client("stepfunctions").start_execution(
+                stateMachineArn=self.outputs["StateMachineArn"], input=json.dumps(event)
+            )["executionArn"]
+        )
+        self._record_execution(arn, event)
+        return arn
+
     def describe(self, execution_arn: str) -> dict[str, Any]:
         return dict(self.client("stepfunctions").describe_execution(executionArn=execution_arn))
 
