@@ -11,6 +11,7 @@ Errors reach the user as one line; `--debug` shows the traceback.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import click
@@ -65,7 +66,14 @@ for command in (predict, local, upload, executions, show, results, dead_letters,
 
 
 def main() -> None:
-    cli(prog_name="predictflow")
+    try:
+        cli(prog_name="predictflow")
+    finally:
+        # The process ends here. Left to itself, the interpreter's last garbage collection
+        # walks everything a local run built (moto's state, every model parsed) only for
+        # the OS to free it: a second after a large file. Frozen objects are skipped;
+        # atexit handlers and stream flushes still run.
+        gc.freeze()
 
 
 if __name__ == "__main__":

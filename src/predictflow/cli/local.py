@@ -64,18 +64,17 @@ def up(port: int) -> None:
         click.echo(f"{_clock()} started  {arn.rsplit(':', 1)[-1]}  {key}")
 
     stack.on_execution_started(started_execution)
-    sfn = stack.client("stepfunctions")
+    seen = stack.changes
     try:
         while True:
-            time.sleep(0.5)
+            seen = stack.wait_for_change(seen, 0.5)
             with lock:
-                pending = dict(running)
-            for arn, key in pending.items():
-                described = sfn.describe_execution(executionArn=arn)
-                if described["status"] != "RUNNING":
-                    with lock:
-                        running.pop(arn, None)
-                    click.echo(f"{_clock()} {described['status'].lower():8} {arn.rsplit(':', 1)[-1]}  {key}")
+                ended = {arn: key for arn, key in running.items() if arn in stack.finished_executions}
+                for arn in ended:
+                    running.pop(arn)
+            for arn, key in ended.items():
+                status = stack.finished_executions[arn]
+                click.echo(f"{_clock()} {status.lower():8} {arn.rsplit(':', 1)[-1]}  {key}")
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
@@ -104,7 +103,9 @@ def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: f
     from predictflow.local.stack import LocalStack
 
     started = time.monotonic()
-    with LocalStack() as stack:
+    # Nothing outside this process can ask for the stack's Outputs by name, so they are not
+    # published to CloudFormation (which would cost moto's CloudFormation start-up).
+    with LocalStack(publish_outputs=False) as stack:
         deploy_seconds = time.monotonic() - started
         if not as_json:
             click.echo(f"local stack deployed from template.yaml in {deploy_seconds:.1f}s", err=True)
@@ -160,17 +161,19 @@ def _wait(
     deadline = time.monotonic() + timeout
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task("executions", total=len(uploads))
+        seen = stack.changes
         while len(finished) < len(uploads):
             for path, key, version in uploads:
-                if key in finished or key not in by_key:
+                arn = by_key.get(key)
+                if key in finished or arn not in stack.finished_executions:
                     continue
-                described = sfn.describe_execution(executionArn=by_key[key])
-                if described["status"] == "RUNNING":
-                    continue
+                described = sfn.describe_execution(executionArn=arn)
                 finished[key] = _result(
                     stack, path, key, version, described, time.monotonic() - started_at[key]
                 )
                 progress.advance(task)
+            if len(finished) == len(uploads):
+                return
             if time.monotonic() > deadline:
                 for path, key, _ in uploads:
                     finished.setdefault(
@@ -180,7 +183,7 @@ def _wait(
                         ),
                     )
                 return
-            time.sleep(0.02)
+            seen = stack.wait_for_change(seen, min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 def _result(

@@ -13,7 +13,14 @@ state machine target. This module fills exactly those gaps:
    the event as its input, as on AWS. S3's events are first given the shape AWS sends
    (`etag`, a unique `sequencer`, an ISO `time`), which moto 5.2.5 does not.
 3. An execution started without a name gets a UUID, as on AWS (moto names it "None").
+   Listeners hear when an execution starts and when it ends, so nothing has to poll.
 4. The interpreter reuses one Lambda client instead of building one per task (speed only).
+5. Every botocore session in the process shares one data loader (speed only): moto, the SAM
+   translator and the X-Ray SDK each make sessions of their own, and each session would
+   otherwise parse botocore's JSON models again (endpoints.json seven times, about a third
+   of the start-up).
+6. `moto.batch` loads on first use (speed only): the Step Functions interpreter imports it for
+   one enum, and its package import loads all of moto's EC2 (another third of the start-up).
 
 Two test aids ride on the invoker: scenario mocks in Step Functions Local's MockConfigFile
 format (`StepFunctionsLocalMocks`), and a scale for the interpreter's Retry waits, so that a
@@ -31,6 +38,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -60,6 +68,54 @@ def check_moto_version() -> None:
             "Install the pinned version (pip install -e .) or update predictflow/local/moto_bridge.py "
             "and its tests."
         )
+
+
+def share_botocore_loader() -> Callable[[], None]:
+    """Make every botocore session created from now on share one data loader per data path
+    (botocore caches what a loader has parsed, so each model is parsed once per process).
+    Returns the function that restores botocore's own factory."""
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.session.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+    lock = threading.Lock()
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        with lock:
+            if search_path_string not in loaders:
+                loaders[search_path_string] = original(search_path_string)
+            return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader
+
+    def undo() -> None:
+        botocore.session.create_loader = original
+
+    return undo
+
+
+def defer_moto_batch() -> None:
+    """Register `moto.batch` as its package without running its `__init__`, whose one line
+    imports `batch_backends` from `.models` (and with it all of moto's EC2); that import
+    happens when something first asks for either name. Submodules import as before, so the
+    interpreter's `from moto.batch.utils import JobStatus` no longer costs EC2."""
+    if "moto.batch" in sys.modules:
+        return
+    spec = importlib.util.find_spec("moto.batch")
+    if spec is None:
+        raise MotoBridgeError("moto.batch is missing from the installed moto")
+    package = importlib.util.module_from_spec(spec)
+
+    def load_on_first_use(name: str) -> Any:
+        if name not in ("models", "batch_backends"):
+            raise AttributeError(f"module 'moto.batch' has no attribute {name!r}")
+        models = importlib.import_module("moto.batch.models")
+        package.batch_backends = models.batch_backends  # type: ignore[attr-defined]
+        return models if name == "models" else models.batch_backends
+
+    package.__getattr__ = load_on_first_use  # type: ignore[method-assign]
+    sys.modules["moto.batch"] = package
 
 
 @dataclass
@@ -323,12 +379,19 @@ class MotoBridge:
         self.retry_wait_scale = retry_wait_scale
         self.delivery_errors: list[str] = []
         self._execution_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._finish_listeners: list[Callable[[str, str], None]] = []
         self._undo: list[Callable[[], None]] = []
 
     def on_execution_started(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         self._execution_listeners.append(listener)
 
+    def on_execution_finished(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(execution_arn, status)` when any execution ends, once its status
+        is what DescribeExecution reports."""
+        self._finish_listeners.append(listener)
+
     def install(self) -> MotoBridge:
+        defer_moto_batch()
         from moto.awslambda.models import LambdaBackend
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.events.models import Rule
@@ -364,7 +427,16 @@ class MotoBridge:
                 shallow.targets = others
                 original_send(shallow, original_event, transform_input)
 
+        from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        original_terminated = BaseExecutionWorkerCommunication.terminated
+
+        def terminated(communication: Any) -> None:
+            original_terminated(communication)
+            execution = communication.execution
+            for listener in bridge._finish_listeners:
+                listener(execution.exec_arn, execution.exec_status.value)
 
         original_start = StepFunctionsParserBackend.start_execution
 
@@ -398,12 +470,14 @@ class MotoBridge:
             cls.invoke = invoke  # type: ignore[method-assign, assignment]
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
         StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign, assignment]
+        BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign, assignment]
 
         def undo() -> None:
             for cls, original in originals.items():
                 cls.invoke = original  # type: ignore[method-assign, assignment]
             Rule.send_to_targets = original_send  # type: ignore[method-assign, assignment]
             StepFunctionsParserBackend.start_execution = original_start  # type: ignore[method-assign]
+            BaseExecutionWorkerCommunication.terminated = original_terminated  # type: ignore[method-assign]
             lambda_eval_utils.boto_client_for = original_client_for  # type: ignore[attr-defined]
 
         self._undo.append(undo)

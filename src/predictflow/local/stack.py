@@ -29,6 +29,7 @@ from predictflow.local.moto_bridge import (
     MotoBridge,
     StepFunctionsLocalMocks,
     check_moto_version,
+    share_botocore_loader,
 )
 from predictflow.outputs import Results, StackNames
 
@@ -71,6 +72,7 @@ class LocalStack:
         server_port: int | None = None,
         log_level: str = "WARNING",
         retry_wait_scale: float = 1.0,
+        publish_outputs: bool = True,
     ) -> None:
         check_moto_version()
         self.template = template
@@ -79,14 +81,22 @@ class LocalStack:
         self.server_port = server_port
         self.log_level = log_level
         self.retry_wait_scale = retry_wait_scale
+        self.publish_outputs = publish_outputs
         self.invoker = LambdaInvoker()
         self.deployment: Deployment | None = None
         self.started_executions: list[str] = []
+        self.finished_executions: dict[str, str] = {}
+        """Execution ARN -> final status, as each execution ends."""
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._changes = 0  # executions started or ended so far
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self._mock: Any = None
         self._server: Any = None
         self._bridge: MotoBridge | None = None
         self._saved_environment: dict[str, str | None] = {}
+        self._unshare_loader: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Deployment:
@@ -94,6 +104,7 @@ class LocalStack:
         from moto.core.config import default_user_config
 
         self._set_environment(LOCAL_ENVIRONMENT)
+        self._unshare_loader = share_botocore_loader()
         config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         if self.server_port is None:
             self._mock = mock_aws(config=config)  # type: ignore[call-overload]
@@ -116,6 +127,7 @@ class LocalStack:
             self._server.start()
         self._bridge = MotoBridge(self.invoker, self.retry_wait_scale).install()
         self._bridge.on_execution_started(self._record_execution)
+        self._bridge.on_execution_finished(self._record_finish)
         deployer = Deployer(self.client, self.invoker, REGION)
         parameters = {"LogLevel": self.log_level} | self.parameters
         self.deployment = deployer.deploy(self.template, self.stack_name, parameters)
@@ -125,7 +137,8 @@ class LocalStack:
         level = self.deployment.function_environment.get("POWERTOOLS_LOG_LEVEL")
         if service and level:
             logging.getLogger(service).setLevel(level)
-        self._register_outputs(self.deployment)
+        if self.publish_outputs:
+            self._register_outputs(self.deployment)
         self.invoker.on_invoke(_drop_metrics)
         return self.deployment
 
@@ -147,12 +160,16 @@ class LocalStack:
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
+        if self._unshare_loader is not None:
+            self._unshare_loader()
+            self._unshare_loader = None
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._clients = {}
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -178,12 +195,17 @@ class LocalStack:
         return None if self.server_port is None else f"http://127.0.0.1:{self.server_port}"
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.endpoint_url,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-        )
+        """A client of the local stack's endpoint (kept: boto3 clients are thread-safe, and a
+        new S3 client costs tens of milliseconds of endpoint-rule parsing)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(
+                    service,
+                    region_name=REGION,
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+                )
+            return self._clients[service]
 
     @property
     def outputs(self) -> dict[str, str]:
@@ -235,8 +257,30 @@ class LocalStack:
         self.invoker.mocks = None
 
     def _record_execution(self, execution_arn: str, _event: dict[str, Any]) -> None:
-        with self._lock:
+        with self._changed:
             self.started_executions.append(execution_arn)
+            self._changes += 1
+            self._changed.notify_all()
+
+    def _record_finish(self, execution_arn: str, status: str) -> None:
+        with self._changed:
+            self.finished_executions[execution_arn] = status
+            self._changes += 1
+            self._changed.notify_all()
+
+    @property
+    def changes(self) -> int:
+        """How many times an execution has started or ended: read it before looking at the
+        executions, then `wait_for_change(since=...)` misses nothing in between."""
+        with self._changed:
+            return self._changes
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Sleep until an execution starts or ends after `since`, or `timeout` seconds pass;
+        returns the new count."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._changes != since, timeout)
+            return self._changes
 
     # ------------------------------------------------------------------ the main job
     def upload(self, path: Path, key: str | None = None, body: bytes | None = None) -> str:
@@ -263,18 +307,20 @@ class LocalStack:
     def wait_for_executions(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until `count` executions have started and all of them have finished."""
         deadline = time.monotonic() + timeout
+        with self._changed:
+            while not (
+                len(self.started_executions) >= count
+                and all(arn in self.finished_executions for arn in self.started_executions)
+            ):
+                if self.delivery_errors:
+                    raise RuntimeError("; ".join(self.delivery_errors))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"{len(self.started_executions)} of {count} executions started; "
+                        f"not all finished within {timeout:.0f}s"
+                    )
+                self._changed.wait(min(remaining, 1.0))
+            arns = list(self.started_executions)
         sfn = self.client("stepfunctions")
-        while True:
-            with self._lock:
-                arns = list(self.started_executions)
-            if len(arns) >= count:
-                described = [sfn.describe_execution(executionArn=arn) for arn in arns]
-                if all(d["status"] in FINISHED for d in described):
-                    return described
-            if self.delivery_errors:
-                raise RuntimeError("; ".join(self.delivery_errors))
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{len(arns)} of {count} executions started; not all finished within {timeout:.0f}s"
-                )
-            time.sleep(0.02)
+        return [sfn.describe_execution(executionArn=arn) for arn in arns]

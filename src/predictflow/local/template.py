@@ -9,7 +9,10 @@ intrinsic it does not know is an error, never passed through.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import Any, Final
 
 import yaml
 
+LOG = logging.getLogger("predictflow.local")
 NO_VALUE: Final = object()
 _SHORT_FORMS: Final = (
     "Ref",
@@ -44,7 +48,7 @@ class TemplateError(RuntimeError):
     """template.yaml uses something the local stack cannot reproduce."""
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML with CloudFormation's short-form tags (`!Ref X`, `!GetAtt A.B`, ...)."""
 
 
@@ -84,14 +88,6 @@ class TransformedTemplate:
 
 def transform(path: Path, region: str) -> TransformedTemplate:
     """Expand the SAM resources into plain CloudFormation, keeping the local code paths."""
-    import boto3
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-    from samtranslator.utils.py27hash_fix import (
-        to_py27_compatible_template,
-        undo_mark_unicode_str_in_template,
-    )
-
     template = load_template(path)
     root = path.parent
     code_dirs: dict[str, Path] = {}
@@ -110,6 +106,50 @@ def transform(path: Path, region: str) -> TransformedTemplate:
         if not folder.is_dir():
             raise TemplateError(f"{name}: code folder {folder} does not exist")
 
+    return TransformedTemplate(_translate(template, region), code_dirs)
+
+
+def cache_folder() -> Path:
+    """Where translated templates are kept: $PREDICTFLOW_CACHE_DIR, else the user's cache."""
+    configured = os.environ.get("PREDICTFLOW_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "predictflow"
+
+
+def _translate(template: dict[str, Any], region: str) -> dict[str, Any]:
+    """samtranslator's output for `template`, from the cache when this exact input (template,
+    region, translator version) was translated before: importing the translator alone takes
+    longer than the rest of a local deploy's start."""
+    from importlib.metadata import version
+
+    translator_version = version("aws-sam-translator")
+    fingerprint = hashlib.sha256(
+        json.dumps([template, region, translator_version], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    cached = cache_folder() / "sam-transform" / f"{fingerprint}.json"
+    if cached.is_file():
+        return dict(json.loads(cached.read_text()))
+    transformed = _sam_translate(template, region)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(transformed))
+        partial.replace(cached)
+    except OSError as error:
+        LOG.warning("could not cache the SAM transform in %s: %s", cached.parent, error)
+    return transformed
+
+
+def _sam_translate(template: dict[str, Any], region: str) -> dict[str, Any]:
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import (
+        to_py27_compatible_template,
+        undo_mark_unicode_str_in_template,
+    )
+
     # What samtranslator's own `transform()` does, with the region given rather than read
     # from the environment. The template names no managed policy by name, so the map of
     # managed policies (an IAM call on AWS) is empty.
@@ -118,7 +158,7 @@ def transform(path: Path, region: str) -> TransformedTemplate:
     to_py27_compatible_template(fragment, parameters)
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
     transformed = translator.translate(fragment, parameter_values=parameters, get_managed_policy_map=dict)
-    return TransformedTemplate(undo_mark_unicode_str_in_template(transformed), code_dirs)
+    return dict(undo_mark_unicode_str_in_template(transformed))
 
 
 @dataclass
