@@ -15,6 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Translated templates are cached in a folder of the test run's own, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREDICTFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never reach a real account, whatever the developer's environment holds."""

@@ -92,7 +92,8 @@ def test_the_sample_events_run_through_all_four_handlers(aws: str) -> None:
     assert [r[0] for r in validated["inline"]["rejections"]] == [4, 6]
     predicted = handler("predict")(step | {"batch": validated}, context("predict"))
     assert len(matrix_from_text(predicted["inline"]["probabilities"], np.float64)) == 3
-    counts = handler("route")({"action": "route_chunk", **step, "batch": predicted}, context("route"))
+    route_chunk = {"action": "route_chunk", **step, "batch": validated, "predicted": predicted}
+    counts = handler("route")(route_chunk, context("route"))
     assert (counts["records"], counts["predicted"], counts["dead_lettered"]) == (5, 3, 2)
     summary = handler("route")(
         {

@@ -7,11 +7,11 @@ wrappers that add logging, tracing and metrics.
     Route       write predictions and dead-letter entries, one per record
     Finalize    add up the chunks, write the manifest, decide the outcome
 
-Payloads between steps are JSON. A batch is columnar: `{"lines": [...], "features": <base64
-of the (n, 14) float32 matrix>, "actual": [...] (labelled files only), "rejections":
-[[line, raw, error_type, message], ...]}`, plus `"probabilities"` (base64 float64) and
-`"model_version"` after Predict. It travels inline when small and by S3 reference otherwise
-(see `WorkStore`).
+Payloads between steps are JSON. Validate's batch is columnar: `{"lines": [...], "features":
+<base64 of the (n, 14) float32 matrix>, "actual": [...] (labelled files only), "rejections":
+[[line, raw, error_type, message], ...]}`. Predict adds only what it knows,
+`{"probabilities": <base64 float64>, "model_version": ...}`, and Route reads both. Each
+travels inline when small and by S3 reference otherwise (see `WorkStore`).
 """
 
 from __future__ import annotations
@@ -180,11 +180,12 @@ def _features(batch: dict[str, Any]) -> FeatureMatrix:
 
 
 def predict(payload: dict[str, Any], predictor: Predictor, stores: Stores) -> tuple[dict[str, Any], int]:
+    """Score the validated batch. The records themselves stay where Validate put them: Route
+    reads them from there, so Predict neither copies nor re-sends them."""
     batch = stores.work.unstash(payload["batch"])
     probabilities = predictor.probabilities(_features(batch))
-    batch["probabilities"] = matrix_to_text(probabilities)
-    batch["model_version"] = predictor.model_version
-    envelope = stores.work.stash(batch, _stash_name(payload["execution_arn"], payload["chunk"], "predicted"))
+    scores = {"probabilities": matrix_to_text(probabilities), "model_version": predictor.model_version}
+    envelope = stores.work.stash(scores, _stash_name(payload["execution_arn"], payload["chunk"], "predicted"))
     return envelope, len(probabilities)
 
 
@@ -193,10 +194,15 @@ def route_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
     execution_arn = payload["execution_arn"]
     chunk = payload["chunk"]
     batch = stores.work.unstash(payload["batch"])
-    model_version = batch["model_version"]
+    scores = stores.work.unstash(payload["predicted"])
+    model_version = scores["model_version"]
     lines: list[int] = batch["lines"]
     features = _features(batch)
-    probabilities = matrix_from_text(batch["probabilities"], np.float64)
+    probabilities = matrix_from_text(scores["probabilities"], np.float64)
+    if len(probabilities) != len(lines):
+        raise ValueError(
+            f"{len(probabilities)} probabilities for {len(lines)} records: the batches do not match"
+        )
     actual: list[str | None] = batch.get("actual") or [None] * len(lines)
     counts: dict[str, Any] = {}
     if _is_whole_small_file(ref, chunk, len(lines)):

@@ -4,6 +4,8 @@ one of them, these tests fail and say which part of moto_bridge.py to revisit.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +23,7 @@ from predictflow.local.moto_bridge import (
     MotoBridgeError,
     aws_shaped_s3_event,
     check_moto_version,
+    share_botocore_loader,
 )
 
 REGION = "us-east-1"
@@ -226,3 +229,122 @@ def test_pinned_moto_ignores_bucket_policy_conditions(aws: None) -> None:
     with pytest.raises(s3.exceptions.ClientError) as refused:
         s3.put_object(Bucket="tls-only", Key="k", Body=b"over https")
     assert refused.value.response["Error"]["Code"] in ("403", "AccessDenied")
+
+
+def test_the_bridge_reports_each_execution_end_with_its_final_status(aws: None) -> None:
+    bridge = MotoBridge(LambdaInvoker()).install()
+    ended: list[tuple[str, str]] = []
+    bridge.on_execution_finished(lambda arn, status: ended.append((arn, status)))
+    failing = json.dumps({"StartAt": "No", "States": {"No": {"Type": "Fail", "Error": "Nope"}}})
+    try:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        role = role_arn()
+        passing = sfn.create_state_machine(name="pass", definition=PASS_DEFINITION, roleArn=role)
+        failing_machine = sfn.create_state_machine(name="fail", definition=failing, roleArn=role)
+        good = sfn.start_execution(stateMachineArn=passing["stateMachineArn"])["executionArn"]
+        bad = sfn.start_execution(stateMachineArn=failing_machine["stateMachineArn"])["executionArn"]
+        deadline = time.monotonic() + 10
+        while len(ended) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Heard only once DescribeExecution says the same.
+        assert sfn.describe_execution(executionArn=good)["status"] == "SUCCEEDED"
+    finally:
+        bridge.close()
+    assert sorted(ended) == sorted([(good, "SUCCEEDED"), (bad, "FAILED")])
+
+
+def test_sessions_share_one_botocore_loader_until_undone() -> None:
+    import botocore.session
+
+    undo = share_botocore_loader()
+    try:
+        first, second = botocore.session.Session(), botocore.session.Session()
+        assert first.get_component("data_loader") is second.get_component("data_loader")
+        # A model parsed for one session is the one every other session gets.
+        assert first.get_service_model("s3") is not None
+        loader = second.get_component("data_loader")
+        assert loader.load_service_model("s3", "service-2") is first.get_component(
+            "data_loader"
+        ).load_service_model("s3", "service-2")
+    finally:
+        undo()
+    after = botocore.session.Session()
+    assert after.get_component("data_loader") is not first.get_component("data_loader")
+
+
+DEFERRED_BATCH = """
+import sys
+from predictflow.local.moto_bridge import defer_moto_batch
+defer_moto_batch()
+import moto.stepfunctions.parser.models  # what the bridge imports
+print("ec2 after the interpreter:", "moto.ec2" in sys.modules)
+from moto.backends import get_backend
+from moto.batch import batch_backends
+print("batch backends:", get_backend("batch") is batch_backends, type(batch_backends).__name__)
+"""
+
+
+def test_moto_batch_loads_on_first_use_and_is_whole_when_it_does() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", DEFERRED_BATCH], capture_output=True, text=True, check=True
+    ).stdout
+    assert "ec2 after the interpreter: False" in out
+    assert "batch backends: True BackendDict" in out
+
+
+def test_pinned_moto_batch_package_only_exports_its_backends() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("moto.batch")
+    assert spec is not None
+    assert spec.origin is not None
+    code = [line for line in Path(spec.origin).read_text().splitlines() if line.strip()]
+    assert code == ["from .models import batch_backends  # noqa: F401"], (
+        "moto.batch's __init__ changed: update defer_moto_batch to expose what it now exports"
+    )
+
+
+def test_the_interpreter_parses_each_json_path_once_while_the_bridge_is_installed(aws: None) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    # Pinned: moto builds a new parser for every evaluation through these two names.
+    assert json_path.parse("$.a.b") is not json_path.parse("$.a.b")
+    bridge = MotoBridge(LambdaInvoker()).install()
+    try:
+        assert json_path.parse("$.a.b") is json_path.parse("$.a.b")
+        assert result_path.parse("$.c") is result_path.parse("$.c")
+        assert json_path.extract_json("$.a.b", {"a": {"b": [1, 2]}}) == [1, 2]
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="paths",
+            definition=json.dumps(
+                {
+                    "StartAt": "Shape",
+                    "States": {
+                        "Shape": {
+                            "Type": "Pass",
+                            "Parameters": {"value.$": "$.input.value"},
+                            "ResultPath": "$.shaped",
+                            "End": True,
+                        }
+                    },
+                }
+            ),
+            roleArn=role_arn(),
+        )["stateMachineArn"]
+        outputs = []
+        for value in (1, 2):
+            arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"input": {"value": value}}))[
+                "executionArn"
+            ]
+            deadline = time.monotonic() + 10
+            while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            outputs.append(json.loads(described["output"])["shaped"])
+    finally:
+        bridge.close()
+    assert outputs == [{"value": 1}, {"value": 2}]
+    assert json_path.parse("$.a.b") is not json_path.parse("$.a.b")

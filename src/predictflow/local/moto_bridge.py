@@ -21,6 +21,8 @@ state machine target. This module fills exactly those gaps:
    of the start-up).
 6. `moto.batch` loads on first use (speed only): the Step Functions interpreter imports it for
    one enum, and its package import loads all of moto's EC2 (another third of the start-up).
+7. The interpreter parses each JSONPath once (speed only): it builds a new PLY parser for
+   every path it evaluates, several milliseconds each, most of its own time on a large file.
 
 Two test aids ride on the invoker: scenario mocks in Step Functions Local's MockConfigFile
 format (`StepFunctionsLocalMocks`), and a scale for the interpreter's Retry waits, so that a
@@ -33,6 +35,7 @@ pins the moto behaviours it relies on, so an upgrade that changes them fails lou
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import itertools
 import json
@@ -466,6 +469,15 @@ class MotoBridge:
 
         lambda_eval_utils.boto_client_for = cached_client_for  # type: ignore[attr-defined]
 
+        # Parsed paths are immutable expression trees, so one per path string serves every
+        # execution and thread.
+        from moto.stepfunctions.parser.asl.component.common.path import result_path
+        from moto.stepfunctions.parser.asl.utils import json_path
+
+        original_parsers = {module: module.parse for module in (json_path, result_path)}
+        for module, parse in original_parsers.items():
+            module.parse = functools.lru_cache(maxsize=1024)(parse)  # type: ignore[attr-defined]
+
         for cls in originals:
             cls.invoke = invoke  # type: ignore[method-assign, assignment]
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign, assignment]
@@ -479,6 +491,8 @@ class MotoBridge:
             StepFunctionsParserBackend.start_execution = original_start  # type: ignore[method-assign]
             BaseExecutionWorkerCommunication.terminated = original_terminated  # type: ignore[method-assign]
             lambda_eval_utils.boto_client_for = original_client_for  # type: ignore[attr-defined]
+            for module, parse in original_parsers.items():
+                module.parse = parse  # type: ignore[attr-defined]
 
         self._undo.append(undo)
         if self.retry_wait_scale != 1.0:
