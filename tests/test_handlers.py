@@ -16,7 +16,7 @@ from moto import mock_aws
 from predictflow.features import encode, matrix_from_text
 from predictflow.local.moto_bridge import LambdaContext, load_handler
 from predictflow.steps import plan_chunks, prediction_entry, prediction_lines
-from predictflow.storage import INLINE_PAYLOAD_LIMIT, ObjectRef
+from predictflow.storage import INLINE_PAYLOAD_LIMIT, ObjectRef, PredictionStore
 from tests.conftest import EVENTS, ROOT
 
 ENVIRONMENT = {
@@ -187,3 +187,22 @@ def test_fast_prediction_lines_equal_the_reference_entries() -> None:
         json.dumps(prediction_entry(ref, *row, "income-%x", arn), separators=(",", ":")) for row in rows
     ]
     assert fast.splitlines() == reference
+
+
+def test_a_prediction_part_is_gzipped_json_lines_and_the_same_bytes_when_rewritten(aws: str) -> None:
+    import gzip
+
+    s3 = boto3.client("s3")
+    store = PredictionStore(s3, "predictflow-output-bucket", "predictions/")
+    ref = ObjectRef("predictflow-input-bucket", "incoming/records-mixed.csv", aws, "etag", 789)
+    jsonl = '{"line":1,"label":"<=50K"}\n{"line":2,"label":">50K"}\n'
+    key = store.write_part(ref, 3, jsonl)
+    first = s3.get_object(Bucket="predictflow-output-bucket", Key=key)
+    again = store.write_part(ref, 3, jsonl)  # a retried Route
+    second = s3.get_object(Bucket="predictflow-output-bucket", Key=again)["Body"].read()
+    body = first["Body"].read()
+    assert key == f"predictions/incoming/records-mixed.csv/{aws}/part-00003.jsonl.gz"
+    assert first["ContentType"] == "application/gzip"
+    assert gzip.decompress(body).decode() == jsonl
+    assert second == body
+    assert [json.loads(line)["line"] for line in PredictionStore.part_lines(body)] == [1, 2]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from predictflow.storage import ENTRY_PREFIX, REPLAY_MARK, DeadLetterStore
+from predictflow.storage import ENTRY_PREFIX, PART_SUFFIX, REPLAY_MARK, DeadLetterStore, PredictionStore
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,12 @@ class Results:
             item["Key"]
             for page in paginator.paginate(Bucket=self.names.output_bucket, Prefix=folder)
             for item in page.get("Contents", [])
-            if item["Key"].endswith(".jsonl")
+            if item["Key"].endswith(PART_SUFFIX)
         )
         for part in keys:
-            for line in self._s3.get_object(Bucket=self.names.output_bucket, Key=part)["Body"].iter_lines():
-                if line:
-                    yield json.loads(line)
+            body = self._s3.get_object(Bucket=self.names.output_bucket, Key=part)["Body"].read()
+            for line in PredictionStore.part_lines(body):
+                yield json.loads(line)
 
     def dead_letters(
         self,
