@@ -255,6 +255,7 @@ def test_the_bridge_reports_each_execution_end_with_its_final_status(aws: None) 
 
 def test_sessions_share_one_botocore_loader_until_undone() -> None:
     import botocore.session
+    import moto.core.utils as moto_utils
 
     undo = share_botocore_loader()
     try:
@@ -266,10 +267,13 @@ def test_sessions_share_one_botocore_loader_until_undone() -> None:
         assert loader.load_service_model("s3", "service-2") is first.get_component(
             "data_loader"
         ).load_service_model("s3", "service-2")
+        # moto reads the models it serves through a loader of its own: one, too.
+        assert moto_utils.create_loader() is moto_utils.create_loader()  # type: ignore[attr-defined]
     finally:
         undo()
     after = botocore.session.Session()
     assert after.get_component("data_loader") is not first.get_component("data_loader")
+    assert moto_utils.create_loader() is not moto_utils.create_loader()  # type: ignore[attr-defined]
 
 
 DEFERRED_BATCH = """

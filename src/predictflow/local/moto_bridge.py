@@ -74,26 +74,38 @@ def check_moto_version() -> None:
 
 
 def share_botocore_loader() -> Callable[[], None]:
-    """Make every botocore session created from now on share one data loader per data path
-    (botocore caches what a loader has parsed, so each model is parsed once per process).
-    Returns the function that restores botocore's own factory."""
+    """Make the botocore data loaders created from now on one per kind (botocore caches what a
+    loader has parsed, so each model is parsed once per process): one shared by every new
+    botocore session, per data path, and one for moto's reading of the models it serves
+    (its loader adds moto's own model extras). Returns the function that restores both."""
     import botocore.loaders
     import botocore.session
+    import moto.core.utils
 
-    original = botocore.session.create_loader
-    loaders: dict[str | None, botocore.loaders.Loader] = {}
+    session_factory = botocore.session.create_loader
+    moto_factory = moto.core.utils.create_loader  # type: ignore[attr-defined]
     lock = threading.Lock()
+    session_loaders: dict[str | None, botocore.loaders.Loader] = {}
+    moto_loaders: list[botocore.loaders.Loader] = []
 
-    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+    def shared_session_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
         with lock:
-            if search_path_string not in loaders:
-                loaders[search_path_string] = original(search_path_string)
-            return loaders[search_path_string]
+            if search_path_string not in session_loaders:
+                session_loaders[search_path_string] = session_factory(search_path_string)
+            return session_loaders[search_path_string]
 
-    botocore.session.create_loader = shared_loader
+    def shared_moto_loader() -> botocore.loaders.Loader:
+        with lock:
+            if not moto_loaders:
+                moto_loaders.append(moto_factory())
+            return moto_loaders[0]
+
+    botocore.session.create_loader = shared_session_loader
+    moto.core.utils.create_loader = shared_moto_loader  # type: ignore[attr-defined]
 
     def undo() -> None:
-        botocore.session.create_loader = original
+        botocore.session.create_loader = session_factory
+        moto.core.utils.create_loader = moto_factory  # type: ignore[attr-defined]
 
     return undo
 
