@@ -48,10 +48,6 @@ LOCAL_ENVIRONMENT: Final = {
     # third of a large file's local time) protects nothing here. On AWS the default stays.
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
     "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
-    # moto keeps an object in memory up to this size and spills a larger one to a temporary
-    # file. Its default (5 MiB) is below a chunk's prediction file (about 6.5 MB per MiB of
-    # input), and writing those to disk was a sixth of a large file's local time.
-    "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(64 * 1024 * 1024),
 }
 
 
