@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fresh_process import seconds_printed_by
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 PREDICTFLOW = [str(Path(sys.executable).parent / "predictflow")]  # the installed console script
@@ -59,17 +61,7 @@ def start_up(runs: int) -> tuple[float, list[float]]:
     """Seconds to start: with nothing cached, then `runs` times with the template cached."""
     with tempfile.TemporaryDirectory() as cache:
         environment = os.environ | {"PREDICTFLOW_CACHE_DIR": cache}
-        times = []
-        for _ in range(runs + 1):
-            out = subprocess.run(
-                [sys.executable, "-c", START_UP],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-                env=environment,
-            )
-            times.append(float(out.stdout.strip().splitlines()[-1]))
+        times = [seconds_printed_by(START_UP, ROOT, environment) for _ in range(runs + 1)]
     return times[0], times[1:]
 
 

@@ -15,13 +15,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from fresh_process import seconds_printed_by  # noqa: E402
 
 from predictflow.predictors import EmbeddedPredictor  # noqa: E402
 from predictflow.records import parse_chunk  # noqa: E402
@@ -90,17 +91,7 @@ def cold_start(runs: int = 5) -> dict[str, float]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONPATH": str(ROOT / "src"),
     }
-    seconds = []
-    for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", COLD_START],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        seconds.append(float(out.stdout.strip().splitlines()[-1]))
+    seconds = [seconds_printed_by(COLD_START, ROOT, environment) for _ in range(runs)]
     return {"import_and_load_s_median": statistics.median(seconds), "import_and_load_s_max": max(seconds)}
 
 
