@@ -3,11 +3,14 @@ one of them, these tests fail and say which part of moto_bridge.py to revisit.""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -17,12 +20,14 @@ from moto import mock_aws
 
 from predictflow.local.moto_bridge import (
     MOTO_VERSION,
+    LambdaContext,
     LambdaInvoker,
     LocalFunction,
     MotoBridge,
     MotoBridgeError,
     aws_shaped_s3_event,
     check_moto_version,
+    isolate_powertools_log_keys,
     share_botocore_loader,
 )
 
@@ -352,3 +357,102 @@ def test_the_interpreter_parses_each_json_path_once_while_the_bridge_is_installe
         bridge.close()
     assert outputs == [{"value": 1}, {"value": 2}]
     assert vars(json_path)["parse"]("$.a.b") is not vars(json_path)["parse"]("$.a.b")
+
+
+def overlapping_handlers(
+    service: str, stream: io.StringIO, meeting: threading.Barrier
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Two powertools handlers of one service that append their own keys, wait for each
+    other (so the two invocations overlap), then log."""
+    from aws_lambda_powertools import Logger
+
+    logger = Logger(service=service, logger_handler=logging.StreamHandler(stream))
+
+    def make(chunk: int) -> Callable[..., Any]:
+        @logger.inject_lambda_context(clear_state=True)
+        def handler(event: dict[str, Any], context: Any) -> None:
+            logger.append_keys(chunk=chunk)
+            meeting.wait(timeout=5)
+            logger.info("routed")
+
+        return handler
+
+    return make(1), make(2)
+
+
+def logged(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_pinned_powertools_shares_a_loggers_keys_between_threads() -> None:
+    stream, meeting = io.StringIO(), threading.Barrier(2)
+    first, second = overlapping_handlers("shared-keys", stream, meeting)
+    contexts = [LambdaContext(name, f"arn:aws:lambda:::function:{name}", 128, 3.0) for name in ("one", "two")]
+    threads = [
+        threading.Thread(target=handler, args=({}, context))
+        for handler, context in zip((first, second), contexts, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = logged(stream)
+    assert len({line["chunk"] for line in lines}) == 1, (
+        "powertools now keeps keys per thread: isolate_powertools_log_keys may be unnecessary"
+    )
+
+
+def test_concurrent_invocations_log_their_own_keys_with_the_keys_isolated() -> None:
+    stream, meeting = io.StringIO(), threading.Barrier(2)
+    first, second = overlapping_handlers("isolated-keys", stream, meeting)
+    undo = isolate_powertools_log_keys()
+    try:
+        invoker = LambdaInvoker(concurrency=2)
+        invoker.register(LocalFunction("one", "arn:aws:lambda:::function:one", first, 5.0, 128))
+        invoker.register(LocalFunction("two", "arn:aws:lambda:::function:two", second, 5.0, 128))
+        results = []
+        threads = [
+            threading.Thread(target=lambda name=name: results.append(invoker.invoke(name, {})))
+            for name in ("one", "two")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        undo()
+    assert [errored for _, errored in results] == [False, False]  # both reached the meeting
+    assert sorted((line["function_name"], line["chunk"]) for line in logged(stream)) == [
+        ("one", 1),
+        ("two", 2),
+    ]
+    # Outside invocations the keys are the formatter's again, and still work.
+    from aws_lambda_powertools import Logger
+
+    logger = Logger(service="isolated-keys")
+    logger.append_keys(after="undo")
+    logger.info("done")
+    assert logged(stream)[-1]["after"] == "undo"
+
+
+def test_the_invoker_runs_at_most_its_concurrency_at_once() -> None:
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+
+    invoker = LambdaInvoker(concurrency=2)
+    invoker.register(LocalFunction("fn", "arn:aws:lambda:::function:fn", handler, 5.0, 128))
+    threads = [threading.Thread(target=invoker.invoke, args=("fn", {})) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 2
+    assert invoker.invocations == {"fn": 6}

@@ -24,6 +24,10 @@ state machine target. This module fills exactly those gaps:
 7. The interpreter parses each JSONPath once (speed only): it builds a new PLY parser for
    every path it evaluates, several milliseconds each, most of its own time on a large file.
 
+And one addition to aws-lambda-powertools, for concurrent invocations in one process:
+`isolate_powertools_log_keys` gives each invocation its own copy of the Logger's keys
+(execution, source key, Lambda context), as each Lambda sandbox has its own process.
+
 Two test aids ride on the invoker: scenario mocks in Step Functions Local's MockConfigFile
 format (`StepFunctionsLocalMocks`), and a scale for the interpreter's Retry waits, so that a
 test of five backed-off retries need not sleep a minute.
@@ -46,6 +50,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -133,6 +138,77 @@ def defer_moto_batch() -> None:
     sys.modules["moto.batch"] = package
 
 
+_INVOCATION = threading.local()
+"""Set in the thread of each invocation: the powertools log keys of that invocation."""
+
+
+class _PerInvocationLogKeys:
+    """Stands in for `LambdaPowertoolsFormatter.log_format`, the dict of keys every log line
+    carries. powertools keeps it on the formatter, one per logger and so one per process: right
+    on Lambda, where a sandbox runs one invocation at a time, wrong here, where invocations
+    run side by side in threads. Inside an invocation the keys are that invocation's own copy;
+    elsewhere (set-up, tests) they are the formatter's."""
+
+    def __init__(self) -> None:
+        self.shared: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+    def _shared_of(self, formatter: Any) -> dict[str, Any]:
+        if formatter not in self.shared:
+            # A formatter made before the keys were isolated keeps them in its own __dict__.
+            self.shared[formatter] = formatter.__dict__.pop("log_format", {})
+        return self.shared[formatter]
+
+    def __get__(self, formatter: Any, owner: Any = None) -> Any:
+        if formatter is None:
+            return self
+        own: dict[Any, dict[str, Any]] | None = getattr(_INVOCATION, "log_keys", None)
+        if own is None:
+            return self._shared_of(formatter)
+        if formatter not in own:
+            own[formatter] = dict(self._shared_of(formatter))
+        return own[formatter]
+
+    def __set__(self, formatter: Any, keys: dict[str, Any]) -> None:
+        own: dict[Any, dict[str, Any]] | None = getattr(_INVOCATION, "log_keys", None)
+        if own is None:
+            self._shared_of(formatter)
+            self.shared[formatter] = keys
+        else:
+            if formatter not in self.shared:  # made inside an invocation: its first keys are the base
+                self.shared[formatter] = dict(keys)
+            own[formatter] = keys
+
+
+_isolation_lock = threading.Lock()
+_isolation_users: list[_PerInvocationLogKeys] = []
+
+
+def isolate_powertools_log_keys() -> Callable[[], None]:
+    """Give each invocation its own powertools log keys (see `_PerInvocationLogKeys`) until
+    the returned function is called; stacks started side by side share the isolation, and
+    the last one to stop puts the keys back on the formatters."""
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    with _isolation_lock:
+        if not _isolation_users:
+            if "log_format" in vars(LambdaPowertoolsFormatter):
+                raise MotoBridgeError("LambdaPowertoolsFormatter.log_format is already a class attribute")
+            LambdaPowertoolsFormatter.log_format = _PerInvocationLogKeys()  # type: ignore[assignment]
+        keys: _PerInvocationLogKeys = vars(LambdaPowertoolsFormatter)["log_format"]
+        _isolation_users.append(keys)
+
+    def undo() -> None:
+        with _isolation_lock:
+            _isolation_users.remove(keys)
+            if _isolation_users:
+                return
+            del LambdaPowertoolsFormatter.log_format  # type: ignore[misc]
+            for formatter, shared in list(keys.shared.items()):
+                formatter.__dict__["log_format"] = shared
+
+    return undo
+
+
 @dataclass
 class LambdaContext:
     """What the Lambda runtime passes as `context`, enough for powertools."""
@@ -196,9 +272,6 @@ class Invocation:
     seconds: float
     cpu_seconds: float
     error_type: str | None
-
-
-_ONE_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -265,13 +338,20 @@ class StepFunctionsLocalMocks:
 class LambdaInvoker:
     """Runs the stack's functions in this process and answers moto's Lambda `Invoke` for them.
 
-    One invocation runs at a time. On Lambda each function has a process of its own; here
-    they share one, and with it module state such as the powertools Logger's keys, which
-    concurrent invocations would mix up. The work is CPU-bound under one GIL, so running
-    them one by one costs little.
+    Up to `concurrency` invocations run at once, each in a thread of its own, as a Map state's
+    chunks run side by side on Lambda. They share the process, and with it each handler's
+    module: its clients and model are thread-safe, and its powertools log keys must be made
+    per invocation with `isolate_powertools_log_keys` before `concurrency` exceeds one.
+    Threads beyond the cores only contend for the GIL: the model call, gzip and hashing
+    release it, parsing and formatting do not.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, concurrency: int = 1) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self.concurrency = concurrency
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._counts_lock = threading.Lock()
         self._functions: dict[str, LocalFunction] = {}
         self.invocations: dict[str, int] = {}
         self._listeners: list[Callable[[Invocation], None]] = []
@@ -320,11 +400,12 @@ class LambdaInvoker:
         cpu: dict[str, float] = {}
 
         def run_timed() -> None:
+            _INVOCATION.log_keys = {}
             began = time.thread_time()
             run()
             cpu["seconds"] = time.thread_time() - began
 
-        with _ONE_AT_A_TIME:
+        with self._slots:
             started = time.monotonic()
             context._deadline = started + function.timeout_seconds
             worker = threading.Thread(target=run_timed, name=f"lambda-{function.name}", daemon=True)
@@ -338,7 +419,8 @@ class LambdaInvoker:
                     }
                 }
             seconds = time.monotonic() - started
-        self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
+        with self._counts_lock:
+            self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
         error = result.get("error")
         for listener in self._listeners:
             listener(

@@ -29,6 +29,7 @@ from predictflow.local.moto_bridge import (
     MotoBridge,
     StepFunctionsLocalMocks,
     check_moto_version,
+    isolate_powertools_log_keys,
     share_botocore_loader,
 )
 from predictflow.outputs import Results, StackNames
@@ -49,6 +50,11 @@ LOCAL_ENVIRONMENT: Final = {
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
     "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
 }
+
+
+DEFAULT_CONCURRENCY: Final = os.cpu_count() or 1
+"""Invocations at once, one per core: a Map state's chunks overlap where their work releases
+the GIL (the model call, gzip, hashing); more threads would only contend for it."""
 
 
 def _drop_metrics(_: object) -> None:
@@ -73,6 +79,7 @@ class LocalStack:
         log_level: str = "WARNING",
         retry_wait_scale: float = 1.0,
         publish_outputs: bool = True,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         check_moto_version()
         self.template = template
@@ -82,7 +89,7 @@ class LocalStack:
         self.log_level = log_level
         self.retry_wait_scale = retry_wait_scale
         self.publish_outputs = publish_outputs
-        self.invoker = LambdaInvoker()
+        self.invoker = LambdaInvoker(concurrency)
         self.deployment: Deployment | None = None
         self.started_executions: list[str] = []
         self.finished_executions: dict[str, str] = {}
@@ -96,7 +103,7 @@ class LocalStack:
         self._server: Any = None
         self._bridge: MotoBridge | None = None
         self._saved_environment: dict[str, str | None] = {}
-        self._unshare_loader: Callable[[], None] | None = None
+        self._undo: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Deployment:
@@ -104,7 +111,7 @@ class LocalStack:
         from moto.core.config import default_user_config
 
         self._set_environment(LOCAL_ENVIRONMENT)
-        self._unshare_loader = share_botocore_loader()
+        self._undo = [share_botocore_loader(), isolate_powertools_log_keys()]
         config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         if self.server_port is None:
             self._mock = mock_aws(config=config)  # type: ignore[call-overload]
@@ -160,9 +167,8 @@ class LocalStack:
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
-        if self._unshare_loader is not None:
-            self._unshare_loader()
-            self._unshare_loader = None
+        while self._undo:
+            self._undo.pop()()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
