@@ -456,3 +456,18 @@ def test_the_invoker_runs_at_most_its_concurrency_at_once() -> None:
         thread.join()
     assert most[0] == 2
     assert invoker.invocations == {"fn": 6}
+
+
+def test_waiting_until_idle_waits_for_the_invocations_in_flight() -> None:
+    released = threading.Event()
+    invoker = LambdaInvoker()
+    invoker.register(
+        LocalFunction("fn", "arn:aws:lambda:::function:fn", lambda e, c: released.wait(5), 5.0, 128)
+    )
+    caller = threading.Thread(target=invoker.invoke, args=("fn", {}))
+    caller.start()
+    time.sleep(0.05)
+    assert invoker.wait_until_idle(timeout=0.05) is False
+    released.set()
+    assert invoker.wait_until_idle(timeout=5) is True
+    caller.join()

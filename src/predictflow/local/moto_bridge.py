@@ -352,6 +352,8 @@ class LambdaInvoker:
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
         self._counts_lock = threading.Lock()
+        self._idle = threading.Condition(self._counts_lock)
+        self._in_flight = 0
         self._functions: dict[str, LocalFunction] = {}
         self.invocations: dict[str, int] = {}
         self._listeners: list[Callable[[Invocation], None]] = []
@@ -374,8 +376,24 @@ class LambdaInvoker:
             found = self._functions.get(function_name.split(":")[6])
         return found
 
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Wait for the invocations in flight to return (their handlers' last words, such as
+        powertools' metrics flush, included); False if some are still running at `timeout`."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     def invoke(self, function_name: str, event: Any) -> tuple[bytes, bool]:
         """Returns (payload, errored), as Lambda's RequestResponse invoke does."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return self._invoke(function_name, event)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _invoke(self, function_name: str, event: Any) -> tuple[bytes, bool]:
         function = self._lookup(function_name)
         if function is None:
             raise KeyError(function_name)

@@ -34,6 +34,7 @@ from predictflow.local.moto_bridge import (
 )
 from predictflow.outputs import Results, StackNames
 
+LOG = logging.getLogger("predictflow.local")
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]
 TEMPLATE: Final = PROJECT_ROOT / "template.yaml"
 REGION: Final = "us-east-1"
@@ -164,6 +165,10 @@ class LocalStack:
             )
 
     def stop(self) -> None:
+        # A handler can still be finishing after its execution's outcome is visible (the
+        # ledger is written before powertools flushes): let it finish in this environment.
+        if not self.invoker.wait_until_idle(timeout=30):
+            LOG.warning("stopping with invocations still running")
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
