@@ -8,7 +8,8 @@ state machine target. This module fills exactly those gaps:
    in-process, with the Lambda error contract: an exception becomes `FunctionError` with a
    `{"errorType", "errorMessage", "stackTrace"}` payload, which is what the state machine's
    Retry and Catch match. A handler that overruns its timeout is reported as
-   `Sandbox.Timedout`, as Lambda reports it.
+   `Sandbox.Timedout`, as Lambda reports it. Invocations run side by side in threads, up to
+   a set concurrency, as a Map state's chunks do on Lambda.
 2. EventBridge delivery to `states` targets: when a rule matches, an execution starts with
    the event as its input, as on AWS. S3's events are first given the shape AWS sends
    (`etag`, a unique `sequencer`, an ISO `time`), which moto 5.2.5 does not.
