@@ -9,9 +9,9 @@ from typing import IO
 
 import numpy as np
 
-from predictflow.predictors import EmbeddedPredictor
+from predictflow.predictors import EmbeddedPredictor, labels_for
 from predictflow.records import ParsedBatch, Rejection, parse_chunk
-from predictflow.schema import NEGATIVE_LABEL, POSITIVE_LABEL
+from predictflow.schema import POSITIVE_LABEL
 from predictflow.scoring import Quality, quality
 from predictflow.steps import plan_chunks
 
@@ -44,8 +44,8 @@ def predict_file(
     for batch in batches(path):
         probabilities = predictor.probabilities(batch.features)
         lines = []
-        for line, probability, actual in zip(batch.lines, probabilities.tolist(), batch.actual, strict=True):
-            label = POSITIVE_LABEL if probability >= 0.5 else NEGATIVE_LABEL
+        rows = zip(batch.lines, probabilities.tolist(), labels_for(probabilities), batch.actual, strict=True)
+        for line, probability, label, actual in rows:
             # Every field is a number or one of a few fixed strings, so no escaping is needed.
             tail = f',"actual":"{actual}"}}' if actual is not None else "}"
             lines.append(

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from predictflow.storage import ENTRY_PREFIX, PART_SUFFIX, REPLAY_MARK, DeadLetterStore, PredictionStore
+from predictflow.storage import (
+    ENTRY_PREFIX,
+    PART_SUFFIX,
+    REPLAY_MARK,
+    DeadLetterStore,
+    Ledger,
+    ObjectRef,
+    PredictionStore,
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class Results:
 
     def file(self, key: str, version: str) -> dict[str, Any] | None:
         """The ledger item of one uploaded version: status, counts, execution."""
-        identity = f"s3://{self.names.input_bucket}/{key}#{version}"
+        identity = Ledger.item_key(self.names.input_bucket, key, version)
         item = self._dynamodb.get_item(
             TableName=self.names.ledger_table, Key={"pk": {"S": identity}}, ConsistentRead=True
         ).get("Item")
@@ -67,17 +75,17 @@ class Results:
         ]
         return sorted(items, key=lambda item: str(item.get("claimed_at", "")))
 
-    def predictions(self, key: str, version: str) -> Iterator[dict[str, Any]]:
-        """Every prediction for one uploaded version, in line order."""
+    def prediction_lines(self, key: str, version: str) -> Iterator[bytes]:
+        """Every prediction for one uploaded version as a JSON line, in line order: as stored
+        (S3 parts), or as the same JSON for a small file's predictions on its ledger item."""
         outcome = self.file(key, version)
         if outcome and outcome.get("compact_predictions"):
             from predictflow.steps import prediction_entry
-            from predictflow.storage import ObjectRef
 
             compact = json.loads(outcome["compact_predictions"])
             ref = ObjectRef(self.names.input_bucket, key, version, version, 0)
             for line, values, probability, actual in compact["rows"]:
-                yield prediction_entry(
+                entry = prediction_entry(
                     ref,
                     line,
                     values,
@@ -86,6 +94,7 @@ class Results:
                     compact["model_version"],
                     str(outcome["execution_arn"]),
                 )
+                yield json.dumps(entry, separators=(",", ":")).encode()
             return
         folder = f"{self.names.predictions_prefix}{key}/{version}/"
         paginator = self._s3.get_paginator("list_objects_v2")
@@ -97,8 +106,11 @@ class Results:
         )
         for part in keys:
             body = self._s3.get_object(Bucket=self.names.output_bucket, Key=part)["Body"].read()
-            for line in PredictionStore.part_lines(body):
-                yield json.loads(line)
+            yield from PredictionStore.part_lines(body)
+
+    def predictions(self, key: str, version: str) -> Iterator[dict[str, Any]]:
+        """Every prediction for one uploaded version, in line order."""
+        return map(json.loads, self.prediction_lines(key, version))
 
     def dead_letters(
         self,

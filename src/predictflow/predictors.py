@@ -35,7 +35,7 @@ from botocore.exceptions import (
 
 from predictflow.features import FeatureMatrix, Value, check_matrix, decode, encode, unknown_categories
 from predictflow.records import RecordError, RejectReason, check_fields
-from predictflow.schema import FEATURE_NAMES, FIELDS, NEGATIVE_LABEL, POSITIVE_LABEL
+from predictflow.schema import FEATURE_NAMES, FIELDS, LABELS, NEGATIVE_LABEL, POSITIVE_LABEL
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,8 +93,17 @@ class Prediction:
         return out
 
 
+DECISION_THRESHOLD: Final = 0.5
+"""P(>50K) from which a record is labelled >50K."""
+
+
 def label_for(probability: float) -> str:
-    return POSITIVE_LABEL if probability >= 0.5 else NEGATIVE_LABEL
+    return POSITIVE_LABEL if probability >= DECISION_THRESHOLD else NEGATIVE_LABEL
+
+
+def labels_for(probabilities: Probabilities) -> list[str]:
+    """`label_for` of each probability, for a whole batch at once."""
+    return [LABELS[positive] for positive in (probabilities >= DECISION_THRESHOLD).tolist()]
 
 
 def checked_rows(rows: Sequence[Sequence[Value]]) -> tuple[list[tuple[Value, ...]], list[tuple[str, ...]]]:

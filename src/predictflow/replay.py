@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from predictflow.outputs import Results
 from predictflow.records import RAW_EXCERPT_CHARS
-from predictflow.storage import DeadLetterStore, now
+from predictflow.storage import DeadLetterStore, now, uploaded_version
 
 
 @dataclass
@@ -26,10 +26,6 @@ class ReplayPlan:
     key: str
     entries: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
-
-    @property
-    def body(self) -> bytes:
-        return "".join(f"{entry['raw']}\n" for entry in self.entries).encode()
 
 
 def replayable(entry: dict[str, Any]) -> str | None:
@@ -55,8 +51,9 @@ def plan(results: Results, entries: list[dict[str, Any]], fixed: bytes | None) -
 
 def submit(
     results: Results, s3: Any, dynamodb: Any, replay: ReplayPlan, fixed: bytes | None
-) -> list[dict[str, Any]]:
-    """Mark each entry as ours, then upload the replay file. Returns the entries taken."""
+) -> tuple[list[dict[str, Any]], str]:
+    """Mark each entry as ours, then upload the replay file. Returns the entries taken and
+    the version of the replay file (empty when none was taken, and nothing uploaded)."""
     taken = []
     for entry in replay.entries:
         try:
@@ -77,7 +74,7 @@ def submit(
             raise
         taken.append(entry)
     if not taken:
-        return []
+        return [], ""
     body = fixed if fixed is not None else "".join(f"{entry['raw']}\n" for entry in taken).encode()
-    s3.put_object(Bucket=results.names.input_bucket, Key=replay.key, Body=body)
-    return taken
+    response = s3.put_object(Bucket=results.names.input_bucket, Key=replay.key, Body=body)
+    return taken, uploaded_version(response)

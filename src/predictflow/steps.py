@@ -26,14 +26,13 @@ import numpy.typing as npt
 
 from predictflow.errors import FileTooLarge, MalformedEvent
 from predictflow.features import FeatureMatrix, decode, decode_columns, matrix_from_text, matrix_to_text
-from predictflow.predictors import Predictor, label_for
+from predictflow.predictors import Predictor, label_for, labels_for
 from predictflow.records import parse_chunk
 from predictflow.schema import (
     FEATURE_NAMES,
     FIELDS,
+    LABELS,
     MISSING,
-    NEGATIVE_LABEL,
-    POSITIVE_LABEL,
     CategoricalField,
 )
 from predictflow.settings import Settings
@@ -233,7 +232,7 @@ _QUOTED: Final = {
     if isinstance(field, CategoricalField)
 }
 _FEATURES_FORMAT: Final = "{" + ",".join(f'"{name}":%s' for name in FEATURE_NAMES) + "}"
-_LABEL_JSON: Final = (json.dumps(NEGATIVE_LABEL), json.dumps(POSITIVE_LABEL))
+_LABEL_JSON: Final = {label: json.dumps(label) for label in LABELS}
 
 
 def prediction_lines(
@@ -256,7 +255,7 @@ def prediction_lines(
         for index, column in enumerate(columns)
     ]
     features_json = map(_FEATURES_FORMAT.__mod__, zip(*text_columns, strict=True))
-    labels = [_LABEL_JSON[int(positive)] for positive in (probabilities >= 0.5).tolist()]
+    labels = list(map(_LABEL_JSON.__getitem__, labels_for(probabilities)))
     scores = map(repr, probabilities.tolist())
     endings = ["}\n" if label is None else f',"actual":{json.dumps(label)}}}\n' for label in actual]
     # Everything but the five per-record fields is the same for the whole chunk.

@@ -56,6 +56,12 @@ def raise_storage_error(error: ClientError | BotoCoreError, what: str) -> NoRetu
     raise StorageUnavailable(f"{what}: {error}") from error
 
 
+def uploaded_version(put_response: dict[str, Any]) -> str:
+    """What identifies the version a PutObject created: its version id where the bucket is
+    versioned, else its ETag (as `ObjectRef.output_id` does for the object's event)."""
+    return str(put_response.get("VersionId") or put_response["ETag"].strip('"'))
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
     """One version of one source object, as the S3 event named it."""
@@ -69,7 +75,7 @@ class ObjectRef:
     @property
     def identity(self) -> str:
         """Unique per upload: the version id where the bucket is versioned, else the ETag."""
-        return f"s3://{self.bucket}/{self.key}#{self.version_id or self.etag}"
+        return Ledger.item_key(self.bucket, self.key, self.output_id)
 
     @property
     def output_id(self) -> str:
@@ -282,6 +288,10 @@ class DeadLetterStore:
 
 class Ledger:
     """One item per source object version: which execution owns it and how it ended."""
+
+    @staticmethod
+    def item_key(bucket: str, key: str, version: str) -> str:
+        return f"s3://{bucket}/{key}#{version}"
 
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._dynamodb = dynamodb

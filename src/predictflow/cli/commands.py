@@ -17,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from predictflow.cli.aws import Aws
+from predictflow.storage import uploaded_version
 
 
 def console() -> Console:
@@ -69,7 +70,7 @@ def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float
             key = f"{names.input_prefix}{prefix.strip('/') + '/' if prefix else ''}{path.name}"
             with path.open("rb") as body:
                 response = s3.put_object(Bucket=names.input_bucket, Key=key, Body=body)
-            uploads.append((path, key, str(response.get("VersionId") or response["ETag"].strip('"'))))
+            uploads.append((path, key, uploaded_version(response)))
             progress.advance(task, path.stat().st_size)
     executions = _wait_for_claims(aws, uploads, wait)
     for path, key, version in uploads:
@@ -216,8 +217,8 @@ def results(ctx: click.Context, source_key: str, version_id: str | None) -> None
         if not processed:
             raise click.ClickException(f"no processed file with key {source_key!r}")
         version_id = str(processed[-1]["pk"]).rsplit("#", 1)[1]
-    for prediction in aws.results.predictions(source_key, version_id):
-        click.echo(json.dumps(prediction))
+    for line in aws.results.prediction_lines(source_key, version_id):
+        click.echo(line)
 
 
 @click.command("dead-letters")
@@ -285,12 +286,10 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
             click.echo(f"would replay {entry['source_key']}:{entry['line']} ({entry['error_type']})")
         click.echo(f"{len(plan.entries)} entries would go to s3://{aws.names.input_bucket}/{plan.key}")
         return
-    taken = replays.submit(aws.results, aws.client("s3"), aws.client("dynamodb"), plan, fixed_body)
+    taken, version = replays.submit(aws.results, aws.client("s3"), aws.client("dynamodb"), plan, fixed_body)
     if not taken:
         click.echo("nothing to replay: another replay took these entries first")
         return
     click.echo(f"replayed {len(taken)} entries as s3://{aws.names.input_bucket}/{plan.key}")
-    response = aws.client("s3").head_object(Bucket=aws.names.input_bucket, Key=plan.key)
-    version = str(response.get("VersionId") or response["ETag"].strip('"'))
     started_by = _wait_for_claims(aws, [(Path(plan.key), plan.key, version)], wait)
     click.echo(f"execution: {started_by.get(plan.key, '(not started yet)')}")

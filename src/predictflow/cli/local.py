@@ -104,6 +104,7 @@ def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: f
     """Start the local stack, upload FILES under the input prefix and wait for every
     execution: the S3 event starts each one through the EventBridge rule, as on AWS."""
     from predictflow.local.stack import LocalStack
+    from predictflow.storage import uploaded_version
 
     started = time.monotonic()
     # Nothing outside this process can ask for the stack's Outputs by name, so they are not
@@ -131,7 +132,7 @@ def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: f
             key = f"{prefix}{path.name}"
             started_at[key] = time.monotonic()
             response = s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=path.read_bytes())
-            uploads.append((path, key, str(response.get("VersionId") or response["ETag"].strip('"'))))
+            uploads.append((path, key, uploaded_version(response)))
         _wait(
             stack,
             uploads,
@@ -222,9 +223,9 @@ def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], out_dir: Pa
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
     (out_dir / "dead-letter").mkdir(parents=True, exist_ok=True)
     for path, key, version in uploads:
-        with (out_dir / "predictions" / f"{path.name}.jsonl").open("w") as out:
-            for prediction in results.predictions(key, version):
-                out.write(json.dumps(prediction) + "\n")
+        with (out_dir / "predictions" / f"{path.name}.jsonl").open("wb") as out:
+            for line in results.prediction_lines(key, version):
+                out.write(line + b"\n")
         with (out_dir / "dead-letter" / f"{path.name}.jsonl").open("w") as out:
             for entry in results.dead_letters(source_key=key, version=version):
                 out.write(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}) + "\n")
