@@ -15,8 +15,9 @@ from moto import mock_aws
 
 from predictflow.features import encode, matrix_from_text
 from predictflow.local.moto_bridge import LambdaContext, load_handler
-from predictflow.steps import plan_chunks, prediction_entry, prediction_lines
-from predictflow.storage import INLINE_PAYLOAD_LIMIT, ObjectRef, PredictionStore
+from predictflow.pipeline.chunks import plan_chunks
+from predictflow.pipeline.steps import prediction_entry, prediction_lines
+from predictflow.pipeline.stores import INLINE_PAYLOAD_LIMIT, ObjectRef, PredictionStore
 from tests.conftest import EVENTS, ROOT
 
 ENVIRONMENT = {

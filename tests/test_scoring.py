@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import log_loss, roc_auc_score
 
-from predictflow.scoring import quality
+from predictflow.metrics import quality
 
 
 @settings(max_examples=100)

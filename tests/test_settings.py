@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from predictflow.settings import Settings, SettingsError
+from predictflow.pipeline.settings import Settings, SettingsError
 
 VALID = {
     "PREDICTFLOW_OUTPUT_BUCKET": "out",

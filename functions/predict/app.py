@@ -8,9 +8,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from predictflow import steps
-from predictflow.runtime import build_predictor, build_stores, log_keys
-from predictflow.settings import Settings
+from predictflow.pipeline import steps
+from predictflow.pipeline.runtime import build_predictor, build_stores, log_keys
+from predictflow.pipeline.settings import Settings
 
 logger = Logger()
 tracer = Tracer()

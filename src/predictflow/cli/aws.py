@@ -10,7 +10,7 @@ import click
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
-from predictflow.outputs import Results, StackNames
+from predictflow.service.results import Results, StackNames
 
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 DEFAULT_STACK = "predictflow"

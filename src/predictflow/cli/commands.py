@@ -17,7 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from predictflow.cli.aws import Aws
-from predictflow.storage import uploaded_version
+from predictflow.pipeline.stores import uploaded_version
 
 
 def console() -> Console:
@@ -266,7 +266,7 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
 
     Each replayed entry is marked, so replaying again does not submit it twice.
     """
-    from predictflow import replay as replays
+    from predictflow.service import replay as replays
 
     aws = aws_of(ctx)
     if redrive_arn:

@@ -104,7 +104,7 @@ def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: f
     """Start the local stack, upload FILES under the input prefix and wait for every
     execution: the S3 event starts each one through the EventBridge rule, as on AWS."""
     from predictflow.local.stack import LocalStack
-    from predictflow.storage import uploaded_version
+    from predictflow.pipeline.stores import uploaded_version
 
     started = time.monotonic()
     # Nothing outside this process can ask for the stack's Outputs by name, so they are not

@@ -29,7 +29,7 @@ def predict(file: Path, output: Path | None, rejects: Path | None) -> None:
     A line that is not a valid record is reported with its number and reason, and the run
     goes on. With labels in the file, it ends with accuracy, ROC AUC and log-loss.
     """
-    from predictflow.batch import predict_file
+    from predictflow.offline import predict_file
     from predictflow.predictors import EmbeddedPredictor
 
     with ExitStack() as files:

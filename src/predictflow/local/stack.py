@@ -32,7 +32,7 @@ from predictflow.local.moto_bridge import (
     isolate_powertools_log_keys,
     share_botocore_loader,
 )
-from predictflow.outputs import Results, StackNames
+from predictflow.service.results import Results, StackNames
 
 LOG = logging.getLogger("predictflow.local")
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]

@@ -16,9 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from predictflow.outputs import Results
+from predictflow.pipeline.stores import DeadLetterStore, now, uploaded_version
 from predictflow.records import RAW_EXCERPT_CHARS
-from predictflow.storage import DeadLetterStore, now, uploaded_version
+from predictflow.service.results import Results
 
 
 @dataclass

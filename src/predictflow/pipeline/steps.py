@@ -17,7 +17,6 @@ travels inline when small and by S3 reference otherwise (see `WorkStore`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,17 +25,9 @@ import numpy.typing as npt
 
 from predictflow.errors import FileTooLarge, MalformedEvent
 from predictflow.features import FeatureMatrix, decode, decode_columns, matrix_from_text, matrix_to_text
-from predictflow.predictors import Predictor, label_for, labels_for
-from predictflow.records import parse_chunk
-from predictflow.schema import (
-    FEATURE_NAMES,
-    FIELDS,
-    LABELS,
-    MISSING,
-    CategoricalField,
-)
-from predictflow.settings import Settings
-from predictflow.storage import (
+from predictflow.pipeline.chunks import plan_chunks
+from predictflow.pipeline.settings import Settings
+from predictflow.pipeline.stores import (
     DeadLetter,
     DeadLetterStore,
     Ledger,
@@ -45,6 +36,15 @@ from predictflow.storage import (
     SourceReader,
     WorkStore,
     now,
+)
+from predictflow.predictors import Predictor, label_for, labels_for
+from predictflow.records import parse_chunk
+from predictflow.schema import (
+    FEATURE_NAMES,
+    FIELDS,
+    LABELS,
+    MISSING,
+    CategoricalField,
 )
 
 
@@ -128,29 +128,6 @@ def fetch(event: dict[str, Any], execution_arn: str, settings: Settings, stores:
     else:
         plan["chunks"] = plan_chunks(stores.source.stream(ref), settings.chunk_bytes)
     return plan
-
-
-def plan_chunks(blocks: Iterable[bytes], chunk_bytes: int) -> list[dict[str, int]]:
-    """Cut a stream into chunks of about `chunk_bytes`, each ending at a line break, and
-    number their first lines. Reads the stream once and holds one block at a time."""
-    chunks: list[dict[str, int]] = []
-    start, start_line = 0, 1  # the open chunk: its offset and its first line
-    offset, line = 0, 1  # the current block's offset; the line number at `position`
-    for block in blocks:
-        position = 0
-        while (wanted := start + chunk_bytes - 1 - offset) < len(block):
-            newline = block.find(b"\n", max(wanted, position))
-            if newline < 0:
-                break
-            line += block.count(b"\n", position, newline + 1)
-            end = offset + newline + 1
-            chunks.append({"index": len(chunks) + 1, "first_line": start_line, "start": start, "end": end})
-            start, start_line, position = end, line, newline + 1
-        line += block.count(b"\n", position)
-        offset += len(block)
-    if offset > start or not chunks:
-        chunks.append({"index": len(chunks) + 1, "first_line": start_line, "start": start, "end": offset})
-    return chunks
 
 
 def _stash_name(execution_arn: str, chunk: dict[str, Any], stage: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from predictflow.storage import (
+from predictflow.pipeline.stores import (
     ENTRY_PREFIX,
     PART_SUFFIX,
     REPLAY_MARK,
@@ -80,7 +80,7 @@ class Results:
         (S3 parts), or as the same JSON for a small file's predictions on its ledger item."""
         outcome = self.file(key, version)
         if outcome and outcome.get("compact_predictions"):
-            from predictflow.steps import prediction_entry
+            from predictflow.pipeline.steps import prediction_entry
 
             compact = json.loads(outcome["compact_predictions"])
             ref = ObjectRef(self.names.input_bucket, key, version, version, 0)

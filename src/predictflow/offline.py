@@ -9,11 +9,11 @@ from typing import IO
 
 import numpy as np
 
+from predictflow.metrics import Quality, quality
+from predictflow.pipeline.chunks import plan_chunks
 from predictflow.predictors import EmbeddedPredictor, labels_for
 from predictflow.records import ParsedBatch, Rejection, parse_chunk
 from predictflow.schema import POSITIVE_LABEL
-from predictflow.scoring import Quality, quality
-from predictflow.steps import plan_chunks
 
 BATCH_BYTES = 1024 * 1024  # about 9,500 census records per model call
 

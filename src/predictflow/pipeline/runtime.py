@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from predictflow.pipeline.settings import Settings
+from predictflow.pipeline.steps import Stores
 from predictflow.predictors import AmlPredictor, EmbeddedPredictor, Predictor, SageMakerPredictor
-from predictflow.settings import Settings
-from predictflow.steps import Stores
 
 
 class LazyClient:
