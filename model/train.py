@@ -1,14 +1,16 @@
-"""Train the income-level classifier and write the artifact the predict step serves.
+"""Train the income-level classifier and write the default bundle the pipeline serves.
 
     python model/train.py            # what `make model` runs
 
-Reads the UCI Adult training split (model/data/adult.data), encodes it through the same
-parser and encoder the pipeline uses, chooses the number of boosting rounds by 5-fold
-cross-validation, reports cross-validated quality, trains on the whole split and writes:
+Reads the UCI Adult training split (model/data/adult.data) and its record layout
+(model/adult.schema.json, the bundle's schema format), encodes the data through the same parser
+the pipeline uses, chooses the number of boosting rounds by 5-fold cross-validation, reports
+cross-validated quality, trains on the whole split and writes the bundle:
 
-    src/predictflow/artifacts/income-model.onnx   the model, served by ONNX Runtime
-    src/predictflow/artifacts/income-model.json   schema, vocabularies, data checksum,
-                                                  CV metrics, library versions, version id
+    src/predictflow/bundles/adult-income/model.onnx    the model, served by ONNX Runtime
+    src/predictflow/bundles/adult-income/bundle.json   fields, vocabularies, labels, model
+                                                       version (a content hash), data digest,
+                                                       CV metrics, library versions
 
 Training is single-threaded and seeded, so the same data gives the same bytes.
 
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,17 +55,14 @@ from sklearn.model_selection import StratifiedKFold
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from predictflow import schema  # noqa: E402
-from predictflow.model_artifact import (  # noqa: E402
-    ARTIFACT_DIR,
-    INPUT_NAME,
-    METADATA_FILE,
-    MODEL_FILE,
-    OUTPUT_NAME,
-)
+from predictflow.bundle import BUNDLE_FILE, DEFAULT_BUNDLE_DIR, MODEL_FILE, CompiledSchema  # noqa: E402
+from predictflow.bundle.format import ModelSpec, RecordSchema, content_version  # noqa: E402
 from predictflow.records import parse_chunk  # noqa: E402
 
 DATA = ROOT / "model" / "data" / "adult.data"
+SCHEMA = RecordSchema.from_dict(json.loads((ROOT / "model" / "adult.schema.json").read_text()))
+INPUT_NAME = "features"
+OUTPUT_NAME = "probabilities"
 SEED = 20_240_601
 FOLDS = 5
 MAX_ROUNDS = 2_000
@@ -85,12 +83,16 @@ PARAMS: dict[str, Any] = {
 ONNX_OPSET = 15
 
 
+def compiled_schema() -> CompiledSchema:
+    return CompiledSchema(SCHEMA.as_bundle(ModelSpec("onnx", sha256="-")))
+
+
 def load_training_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    batch = parse_chunk(path.read_bytes())
-    if batch.rejections:
-        first = batch.rejections[0]
-        raise SystemExit(f"{path}:{first.line}: {first.message}")
-    labels = np.array([label == schema.POSITIVE_LABEL for label in batch.actual], dtype=np.int32)
+    batch = parse_chunk(path.read_bytes(), compiled_schema())
+    if batch.rejections or batch.actual is None:
+        first = batch.rejections[0] if batch.rejections else None
+        raise SystemExit(f"{path}:{first.line}: {first.message}" if first else f"{path}: no labels")
+    labels = np.array([label == SCHEMA.target.positive for label in batch.actual], dtype=np.int32)
     return batch.features.astype(np.float64), labels
 
 
@@ -137,7 +139,7 @@ def to_onnx(booster: lightgbm.Booster) -> bytes:
     model = onnxmltools.convert_lightgbm(
         booster,
         name="income-level",
-        initial_types=[(INPUT_NAME, FloatTensorType([None, len(schema.FIELDS)]))],
+        initial_types=[(INPUT_NAME, FloatTensorType([None, compiled_schema().width]))],
         zipmap=False,
         target_opset=ONNX_OPSET,
     )
@@ -167,32 +169,34 @@ def main() -> None:
         f"accuracy {cv['accuracy_mean']:.4f}"
     )
     model_bytes = train_model(features, labels, rounds)
-    version = "income-" + hashlib.sha256(model_bytes).hexdigest()[:12]
-    metadata = {
-        "model_version": version,
-        "task": f"P(income {schema.POSITIVE_LABEL}) from a UCI Adult census record",
-        "schema_fingerprint": schema.schema_fingerprint(),
-        "features": [
-            {"name": f.name, "categories": list(f.categories)}
-            if isinstance(f, schema.CategoricalField)
-            else {"name": f.name, "range": [f.minimum, f.maximum]}
-            for f in schema.FIELDS
-        ],
-        "missing_value": schema.MISSING,
-        "labels": {"negative": schema.NEGATIVE_LABEL, "positive": schema.POSITIVE_LABEL},
-        "onnx": {"input": INPUT_NAME, "output": OUTPUT_NAME, "opset": ONNX_OPSET},
-        "training_data": {
+    model = ModelSpec(
+        "onnx",
+        path=MODEL_FILE,
+        sha256=hashlib.sha256(model_bytes).hexdigest(),
+        size_bytes=len(model_bytes),
+        input=INPUT_NAME,
+        output=OUTPUT_NAME,
+        opset=ONNX_OPSET,
+    )
+    training = {
+        "data": {
             "file": "model/data/adult.data",
             "records": len(labels),
             "sha256": hashlib.sha256(data).hexdigest(),
             "md5": hashlib.md5(data).hexdigest(),  # noqa: S324 - the dataset publishes its md5
             "licence": "CC BY 4.0, Becker & Kohavi (1996), doi:10.24432/C5XW20",
         },
+        "metrics": {
+            "roc_auc": cv["roc_auc_mean"],
+            "log_loss": cv["log_loss_mean"],
+            "accuracy": cv["accuracy_mean"],
+            "evaluated_on": f"{FOLDS}-fold cross-validation on the training data",
+        },
+        "algorithm": "LightGBM gradient-boosted trees",
         "hyperparameters": {k: v for k, v in PARAMS.items() if k not in ("verbose", "num_threads")},
         "rounds": rounds,
         "cross_validation": {"folds": FOLDS, "seed": SEED, **cv},
         "libraries": {
-            "python": platform.python_version(),
             "lightgbm": lightgbm.__version__,
             "onnxmltools": onnxmltools.__version__,
             "onnx": onnx.__version__,
@@ -201,10 +205,13 @@ def main() -> None:
             "scikit-learn": sklearn.__version__,
         },
     }
-    ARTIFACT_DIR.mkdir(parents=True, exist_ok=True)
-    (ARTIFACT_DIR / MODEL_FILE).write_bytes(model_bytes)
-    (ARTIFACT_DIR / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    print(f"wrote {version}: {len(model_bytes) / 1e6:.2f} MB to {ARTIFACT_DIR / MODEL_FILE}")
+    draft = SCHEMA.as_bundle(model, training=training)
+    version = content_version(SCHEMA.name, draft.to_dict(), model_bytes)
+    bundle = SCHEMA.as_bundle(model, version, training=training)
+    DEFAULT_BUNDLE_DIR.mkdir(parents=True, exist_ok=True)
+    (DEFAULT_BUNDLE_DIR / MODEL_FILE).write_bytes(model_bytes)
+    (DEFAULT_BUNDLE_DIR / BUNDLE_FILE).write_text(bundle.to_json())
+    print(f"wrote {version}: {len(model_bytes) / 1e6:.2f} MB to {DEFAULT_BUNDLE_DIR}")
 
 
 if __name__ == "__main__":

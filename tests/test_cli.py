@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 from predictflow.cli import cli
 from predictflow.cli.aws import Aws
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT, running_stack
+from tests.conftest import running_stack
+from tests.fixtures import EVENTS, ROOT
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 
@@ -97,7 +98,7 @@ def test_results_prints_the_predictions_of_a_file(stack: LocalStack) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["line"] for line in lines] == [2, 3, 5]
-    assert {line["source_key"] for line in lines} == {key}
+    assert {line["actual"] for line in lines} == {"<=50K", ">50K"}
     assert "no processed file" in run("results", "incoming/never-uploaded.csv").output
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from predictflow.cli import cli
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS
+from tests.fixtures import EVENTS
 
 
 def test_local_run_json_summary_and_outputs(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_local_run_json_summary_and_outputs(tmp_path: Path) -> None:
     assert summary["totals"] == {"records": 13, "predicted": 8, "dead_lettered": 5}
     predictions = [json.loads(line) for line in (tmp_path / "predictions" / "records-mixed.csv.jsonl").open()]
     assert [p["line"] for p in predictions] == [2, 3, 5]
-    assert all({"source_key", "line", "label", "probability"} <= set(p) for p in predictions)
+    assert all({"line", "model_version", "label", "probability"} <= set(p) for p in predictions)
     dead = [json.loads(line) for line in (tmp_path / "dead-letter" / "records-mixed.csv.jsonl").open()]
     assert [(d["line"], d["error_type"]) for d in dead] == [(4, "InvalidValue"), (6, "UnknownCategory")]
     assert all({"source_key", "line", "raw", "error_type", "error_message"} <= set(d) for d in dead)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from predictflow.cli import cli
-from tests.conftest import EVENTS, ROOT
+from tests.fixtures import ADULT, ADULT_DATA, EVENTS
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def test_one_json_line_per_record_with_the_line_number(runner: CliRunner) -> Non
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["line"] for line in lines] == [1, 2, 3, 4, 5]
     assert all(line["label"] in (">50K", "<=50K") and 0 < line["probability"] < 1 for line in lines)
-    assert all(line["model_version"].startswith("income-") for line in lines)
+    assert all(line["model_version"] == ADULT.model_version for line in lines)
     assert "5 predicted, 0 rejected" in result.stderr
 
 
@@ -43,7 +43,7 @@ def test_bad_lines_are_reported_and_the_run_goes_on(runner: CliRunner, tmp_path:
 
 def test_labelled_files_pass_actual_through_and_end_with_quality(runner: CliRunner, tmp_path: Path) -> None:
     sample = tmp_path / "labelled.csv"
-    lines = (ROOT / "model" / "data" / "adult.data").read_text().splitlines()[:2000]
+    lines = ADULT_DATA.read_text().splitlines()[:2000]
     # The published test split writes its labels with a trailing period.
     sample.write_text("\n".join(line + "." if i % 2 else line for i, line in enumerate(lines)) + "\n")
     result = runner.invoke(cli, ["predict", str(sample), "-o", str(tmp_path / "out.jsonl")])

@@ -13,27 +13,13 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from predictflow.features import encode, matrix_from_text
 from predictflow.local.moto_bridge import LambdaContext, load_handler
 from predictflow.pipeline.chunks import plan_chunks
-from predictflow.pipeline.steps import prediction_entry, prediction_lines
+from predictflow.pipeline.payloads import matrix_from_text
 from predictflow.pipeline.stores import INLINE_PAYLOAD_LIMIT, ObjectRef, PredictionStore
-from tests.conftest import EVENTS, ROOT
+from tests.fixtures import ADULT, ADULT_DATA, EVENTS, ROOT
+from tests.fixtures import HANDLER_ENVIRONMENT as ENVIRONMENT
 
-ENVIRONMENT = {
-    "PREDICTFLOW_OUTPUT_BUCKET": "predictflow-output-bucket",
-    "PREDICTFLOW_PREDICTIONS_PREFIX": "predictions/",
-    "PREDICTFLOW_WORK_PREFIX": "work/",
-    "PREDICTFLOW_DEAD_LETTER_TABLE": "dead-letters",
-    "PREDICTFLOW_LEDGER_TABLE": "ledger",
-    "PREDICTFLOW_MAX_FILE_BYTES": "1000000",
-    "PREDICTFLOW_CHUNK_BYTES": "4096",
-    "PREDICTFLOW_PREDICTOR_BACKEND": "embedded",
-    "POWERTOOLS_SERVICE_NAME": "predictflow",
-    "POWERTOOLS_METRICS_NAMESPACE": "predictflow",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-}
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -87,12 +73,15 @@ def test_the_sample_events_run_through_all_four_handlers(aws: str) -> None:
     plan = handler("fetch")(sample("fetch", aws), context("fetch"))
     assert plan["duplicate"] is False
     assert plan["chunks"] == [{"index": 1, "first_line": 1, "start": 0, "end": plan["object"]["size"]}]
-    step = {"object": plan["object"], "execution_arn": plan["execution_arn"], "chunk": plan["chunks"][0]}
+    assert plan["model_version"] == ADULT.model_version
+    step = {key: plan[key] for key in ("object", "execution_arn", "model_version", "layout")}
+    step["chunk"] = plan["chunks"][0]
     validated = handler("validate")(step, context("validate"))
     assert validated["inline"]["lines"] == [2, 3, 5]
     assert [r[0] for r in validated["inline"]["rejections"]] == [4, 6]
     predicted = handler("predict")(step | {"batch": validated}, context("predict"))
-    assert len(matrix_from_text(predicted["inline"]["probabilities"], np.float64)) == 3
+    assert len(matrix_from_text(predicted["inline"]["answers"], np.float64)) == 3
+    assert predicted["inline"]["model_version"] == ADULT.model_version
     route_chunk = {"action": "route_chunk", **step, "batch": validated, "predicted": predicted}
     counts = handler("route")(route_chunk, context("route"))
     assert (counts["records"], counts["predicted"], counts["dead_lettered"]) == (5, 3, 2)
@@ -101,6 +90,7 @@ def test_the_sample_events_run_through_all_four_handlers(aws: str) -> None:
             "action": "finalize",
             "object": plan["object"],
             "execution_arn": plan["execution_arn"],
+            "model_version": plan["model_version"],
             "chunk_counts": [counts],
         },
         context("route"),
@@ -108,6 +98,8 @@ def test_the_sample_events_run_through_all_four_handlers(aws: str) -> None:
     assert summary["status"] == "SUCCEEDED"
     ledger = boto3.client("dynamodb").scan(TableName="ledger")["Items"]
     assert [item["status"]["S"] for item in ledger] == ["SUCCEEDED"]
+    assert ledger[0]["model_version"]["S"] == ADULT.model_version
+    assert summary["model_version"] == ADULT.model_version
 
 
 @pytest.mark.parametrize("name", ["validate", "predict", "route", "route-finalize"])
@@ -131,7 +123,7 @@ def test_fetch_refuses_a_second_claim_on_the_same_object_version(aws: str) -> No
 
 
 def test_large_batches_travel_by_reference_not_through_the_state(aws: str) -> None:
-    lines = (ROOT / "model" / "data" / "adult.data").read_bytes().splitlines(keepends=True)[:2000]
+    lines = ADULT_DATA.read_bytes().splitlines(keepends=True)[:2000]
     body = b"".join(lines)
     s3 = boto3.client("s3")
     version = s3.put_object(Bucket="predictflow-input-bucket", Key="incoming/big.csv", Body=body)["VersionId"]
@@ -145,6 +137,8 @@ def test_large_batches_travel_by_reference_not_through_the_state(aws: str) -> No
     step = {
         "object": obj,
         "execution_arn": "arn:aws:states:us-east-1:1:execution:m:big",
+        "model_version": ADULT.model_version,
+        "layout": None,
         "chunk": {"index": 1, "first_line": 1, "start": 0, "end": len(body)},
     }
     validated = handler("validate")(step, context("validate"))
@@ -158,7 +152,7 @@ def test_large_batches_travel_by_reference_not_through_the_state(aws: str) -> No
 
 
 def test_chunk_plans_cover_the_object_exactly_at_line_breaks() -> None:
-    data = (ROOT / "model" / "data" / "adult.data").read_bytes()[:300_000]
+    data = ADULT_DATA.read_bytes()[:300_000]
     data = data[: data.rindex(b"\n") + 1]
     blocks = [data[i : i + 7_777] for i in range(0, len(data), 7_777)]
     chunks = plan_chunks(blocks, 4096)
@@ -168,26 +162,6 @@ def test_chunk_plans_cover_the_object_exactly_at_line_breaks() -> None:
         assert before["end"] == after["start"]
         assert data[before["end"] - 1 : before["end"]] == b"\n"
         assert after["first_line"] == data[: after["start"]].count(b"\n") + 1
-
-
-def test_fast_prediction_lines_equal_the_reference_entries() -> None:
-    ref = ObjectRef("in-bucket", 'incoming/a "quoted" 100% ünïcode key.csv', "v1", "etag", 10)
-    rows: list[tuple[int, list[Any], float, str | None]] = [
-        (1, [22, "Local-gov", 108435, "Masters", 14, "Married-civ-spouse", "Prof-specialty", "Husband",
-             "White", "Male", 0, 0, 80, "United-States"], 0.2379, None),
-        (7, [39, "?", 77516, "Bachelors", 13, "Never-married", "?", "Not-in-family", "White", "Male",
-             2174, 0, 40, "?"], 0.5, ">50K"),
-    ]  # fmt: skip
-    features = encode([values for _, values, _, _ in rows])
-    probabilities = np.array([probability for _, _, probability, _ in rows])
-    lines = [line for line, _, _, _ in rows]
-    actual = [label for _, _, _, label in rows]
-    arn = "arn:aws:states:execution:m:e"
-    fast = prediction_lines(ref, lines, features, probabilities, actual, "income-%x", arn)
-    reference = [
-        json.dumps(prediction_entry(ref, *row, "income-%x", arn), separators=(",", ":")) for row in rows
-    ]
-    assert fast.splitlines() == reference
 
 
 def test_a_prediction_part_is_gzipped_json_lines_and_the_same_bytes_when_rewritten(aws: str) -> None:

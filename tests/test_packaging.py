@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictflow.features import matrix_from_text
-from tests.conftest import ROOT
-from tests.test_handlers import ENVIRONMENT
+from predictflow.pipeline.payloads import matrix_from_text
+from tests.fixtures import ADULT, ROOT
+from tests.fixtures import HANDLER_ENVIRONMENT as ENVIRONMENT
 
 FUNCTIONS = ("fetch", "validate", "predict", "route")
 RUN_IN_ARTIFACT = """
@@ -87,7 +87,8 @@ def test_the_layer_carries_no_training_library_and_no_sdk_copy(artifact: dict[st
         "boto3",
         "botocore",
     }
-    assert (artifact["layer"] / "predictflow" / "artifacts" / "income-model.onnx").is_file()
+    assert (artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "model.onnx").is_file()
+    assert (artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "bundle.json").is_file()
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -101,6 +102,6 @@ def test_the_predict_handler_scores_the_sample_event_from_its_artifact(artifact:
     result = run_in_artifact(artifact, "predict", ROOT / "events" / "predict.json")
     assert result.returncode == 0, result.stderr
     batch = json.loads(result.stdout.strip().splitlines()[-1])["inline"]
-    (probability,) = matrix_from_text(batch["probabilities"], np.float64)
+    (probability,) = matrix_from_text(batch["answers"], np.float64)
     assert 0 < probability < 1
-    assert batch["model_version"].startswith("income-")
+    assert batch["model_version"] == ADULT.model_version

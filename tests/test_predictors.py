@@ -13,6 +13,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from predictflow.errors import RecordError
+from predictflow.predictions import predict_rows
 from predictflow.predictors import (
     RETRYABLE_ERRORS,
     AmlPredictor,
@@ -24,9 +26,7 @@ from predictflow.predictors import (
     PredictorUnavailable,
     SageMakerPredictor,
 )
-from predictflow.records import RecordError
-from predictflow.schema import FEATURE_NAMES
-from tests.test_records import ARTICLE_VALUES
+from tests.fixtures import ADULT, ARTICLE_VALUES, SCHEMA
 
 OTHER = (39, "State-gov", 77516, "Bachelors", 13, "Never-married", "Adm-clerical", "Not-in-family",
          "White", "Male", 2174, 0, 40, "United-States")  # fmt: skip
@@ -45,9 +45,9 @@ def queue_sagemaker_results(*results: dict[str, str]) -> None:
 def test_sagemaker_scores_a_batch_in_one_csv_call() -> None:
     queue_sagemaker_results({"Body": "0.81\n0.12\n", "ContentType": "text/csv"})
     predictor = SageMakerPredictor(
-        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+        ADULT, boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
     )
-    first, second = predictor.predict([ARTICLE_VALUES, OTHER])
+    first, second = predict_rows(predictor, [ARTICLE_VALUES, OTHER])
     assert (first.label, first.probability) == (">50K", 0.81)
     assert (second.label, second.probability) == ("<=50K", 0.12)
     assert first.model_version == "sagemaker:income-endpoint"
@@ -59,35 +59,35 @@ def test_sagemaker_json_responses_are_understood() -> None:
         {"Body": '{"predictions": [{"score": 0.7}, {"score": 0.2}]}', "ContentType": "application/json"}
     )
     predictor = SageMakerPredictor(
-        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+        ADULT, boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
     )
-    assert [p.probability for p in predictor.predict([ARTICLE_VALUES, OTHER])] == [0.7, 0.2]
+    assert [p.probability for p in predict_rows(predictor, [ARTICLE_VALUES, OTHER])] == [0.7, 0.2]
 
 
 @mock_aws
 def test_sagemaker_answering_the_wrong_number_of_scores_is_a_model_error() -> None:
     queue_sagemaker_results({"Body": "0.5\n", "ContentType": "text/csv"})
     predictor = SageMakerPredictor(
-        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+        ADULT, boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
     )
     with pytest.raises(PredictorModelError, match="returned 1 scores for 2 records"):
-        predictor.predict([ARTICLE_VALUES, OTHER])
+        predict_rows(predictor, [ARTICLE_VALUES, OTHER])
 
 
 @mock_aws
 def test_sagemaker_rejects_bad_records_before_calling_the_endpoint() -> None:
     predictor = SageMakerPredictor(
-        boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
+        ADULT, boto3.client("sagemaker-runtime", region_name="us-east-1"), "income-endpoint"
     )
     row: list[Any] = list(ARTICLE_VALUES)
     row[0] = 12
     with pytest.raises(RecordError, match=r"age: 12 is outside 17\.\.100"):
-        predictor.predict([row])
+        predict_rows(predictor, [row])
 
 
 def test_sagemaker_sends_csv_rows_in_schema_order_and_batches_them() -> None:
     client = boto3.client("sagemaker-runtime", region_name="us-east-1")
-    predictor = SageMakerPredictor(client, "income-endpoint")
+    predictor = SageMakerPredictor(ADULT, client, "income-endpoint")
     rows = [ARTICLE_VALUES] * (SageMakerPredictor.BATCH_SIZE + 1)
     with Stubber(client) as stub:
         for size in (SageMakerPredictor.BATCH_SIZE, 1):
@@ -102,7 +102,7 @@ def test_sagemaker_sends_csv_rows_in_schema_order_and_batches_them() -> None:
                     "Body": body.encode(),
                 },
             )
-        predictions = predictor.predict(rows)
+        predictions = predict_rows(predictor, rows)
         stub.assert_no_pending_responses()
     assert len(predictions) == len(rows)
 
@@ -125,7 +125,7 @@ def test_sagemaker_failures_map_to_retryable_or_final_error_types(
     with Stubber(client) as stub:
         stub.add_client_error("invoke_endpoint", service_error_code=code, http_status_code=status)
         with pytest.raises(error) as raised:
-            SageMakerPredictor(client, "income-endpoint").predict([ARTICLE_VALUES])
+            predict_rows(SageMakerPredictor(ADULT, client, "income-endpoint"), [ARTICLE_VALUES])
     assert type(raised.value).__name__ in RETRYABLE_ERRORS or not raised.value.retryable
     assert raised.value.retryable == (type(raised.value).__name__ in RETRYABLE_ERRORS)
 
@@ -151,7 +151,7 @@ def test_sagemaker_transport_failures_are_retryable(
 
     client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", fail_on_the_wire)
     with pytest.raises(error) as raised:
-        SageMakerPredictor(client, "income-endpoint").predict([ARTICLE_VALUES])
+        predict_rows(SageMakerPredictor(ADULT, client, "income-endpoint"), [ARTICLE_VALUES])
     assert raised.value.retryable
 
 
@@ -168,18 +168,20 @@ def aml_response(score: float, label: str) -> dict[str, Any]:
 def aml_request(row: tuple[Any, ...]) -> dict[str, Any]:
     return {
         "MLModelId": "ml-income",
-        "Record": {name: str(value) for name, value in zip(FEATURE_NAMES, row, strict=True)},
+        "Record": {name: str(value) for name, value in zip(SCHEMA.feature_names, row, strict=True)},
         "PredictEndpoint": "https://realtime.machinelearning.us-east-1.amazonaws.com",
     }
 
 
 def test_aml_calls_predict_once_per_record_with_the_original_record_shape() -> None:
     client = boto3.client("machinelearning", region_name="us-east-1")
-    predictor = AmlPredictor(client, "ml-income", "https://realtime.machinelearning.us-east-1.amazonaws.com")
+    predictor = AmlPredictor(
+        ADULT, client, "ml-income", "https://realtime.machinelearning.us-east-1.amazonaws.com"
+    )
     with Stubber(client) as stub:
         stub.add_response("predict", aml_response(0.83, "1"), aml_request(ARTICLE_VALUES))
         stub.add_response("predict", aml_response(0.04, "0"), aml_request(OTHER))
-        first, second = predictor.predict([ARTICLE_VALUES, OTHER])
+        first, second = predict_rows(predictor, [ARTICLE_VALUES, OTHER])
         stub.assert_no_pending_responses()
     assert (first.label, first.probability, first.model_version) == (">50K", 0.83, "aml:ml-income")
     assert (second.label, second.probability) == ("<=50K", 0.04)
@@ -202,7 +204,7 @@ def test_aml_failures_map_to_retryable_or_final_error_types(
     with Stubber(client) as stub:
         stub.add_client_error("predict", service_error_code=code, http_status_code=status)
         with pytest.raises(error):
-            AmlPredictor(client, "ml-income", "https://endpoint").predict([ARTICLE_VALUES])
+            predict_rows(AmlPredictor(ADULT, client, "ml-income", "https://endpoint"), [ARTICLE_VALUES])
 
 
 def test_aml_answer_without_scores_is_a_model_error() -> None:
@@ -210,4 +212,4 @@ def test_aml_answer_without_scores_is_a_model_error() -> None:
     with Stubber(client) as stub:
         stub.add_response("predict", {"Prediction": {"predictedLabel": "1", "predictedScores": {}}})
         with pytest.raises(PredictorModelError):
-            AmlPredictor(client, "ml-income", "https://endpoint").predict([ARTICLE_VALUES])
+            predict_rows(AmlPredictor(ADULT, client, "ml-income", "https://endpoint"), [ARTICLE_VALUES])

@@ -2,41 +2,30 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from predictflow.records import (
-    MAX_LINE_CHARS,
-    RejectReason,
-    check_fields,
-    parse_chunk,
-    split_fields,
-)
-from predictflow.schema import FIELDS, CategoricalField, NumericField
+from predictflow.bundle import FieldSpec
+from predictflow.errors import MissingColumns, RejectReason
+from predictflow.records import MAX_LINE_CHARS, Layout, ParsedBatch, check_record, parse_chunk, split_fields
+from tests.fixtures import ADULT_DATA, ARTICLE, ARTICLE_VALUES, FEATURES, HEADER, SCHEMA, rows, with_field
 
-ARTICLE = (
-    "22, Local-gov, 108435, Masters, 14, Married-civ-spouse, Prof-specialty, Husband, White, Male, "
-    "0, 0, 80, United-States"
-)
-ARTICLE_VALUES = (
-    22, "Local-gov", 108435, "Masters", 14, "Married-civ-spouse", "Prof-specialty", "Husband", "White",
-    "Male", 0, 0, 80, "United-States",
-)  # fmt: skip
-HEADER = ", ".join(field.name for field in FIELDS)
+NUMERIC = [spec for spec in FEATURES if spec.type == "integer"]
 
 
-def with_field(index: int, value: str, line: str = ARTICLE) -> str:
-    fields = line.split(", ")
-    fields[index] = value
-    return ", ".join(fields)
+def parse(data: bytes, first_line: int = 1) -> ParsedBatch:
+    return parse_chunk(data, SCHEMA, first_line)
 
 
 def test_the_articles_record_is_parsed_to_typed_values() -> None:
-    batch = parse_chunk(ARTICLE.encode())
+    batch = parse(ARTICLE.encode())
     assert batch.lines == [1]
-    assert batch.rows() == [ARTICLE_VALUES]
-    assert batch.actual == [None]
+    assert rows(batch) == [ARTICLE_VALUES]
+    assert batch.actual is None
     assert batch.rejections == []
 
 
@@ -56,36 +45,38 @@ def test_the_articles_record_is_parsed_to_typed_values() -> None:
     ],
 )
 def test_every_supported_format_gives_the_same_records(data: bytes) -> None:
-    batch = parse_chunk(data)
+    batch = parse(data)
     assert batch.rejections == []
-    assert batch.rows() == [ARTICLE_VALUES, ARTICLE_VALUES]
+    assert rows(batch) == [ARTICLE_VALUES, ARTICLE_VALUES]
 
 
 def test_line_numbers_count_every_physical_line_including_header_and_blanks() -> None:
-    batch = parse_chunk(f"{HEADER}\n\n{ARTICLE}\nnonsense\n{ARTICLE}\n".encode())
+    batch = parse(f"{HEADER}\n\n{ARTICLE}\nnonsense\n{ARTICLE}\n".encode())
     assert batch.lines == [3, 5]
     assert [(r.line, r.reason) for r in batch.rejections] == [(4, RejectReason.FIELD_COUNT)]
 
 
 def test_a_chunk_starting_mid_file_numbers_from_its_first_line_and_has_no_header() -> None:
-    batch = parse_chunk(f"{HEADER}\n{ARTICLE}\n".encode(), first_line=101, allow_header=False)
+    batch = parse(f"{HEADER}\n{ARTICLE}\n".encode(), first_line=101)
     assert batch.lines == [102]
     assert batch.rejections[0].line == 101
+    assert batch.rejections[0].reason == RejectReason.HEADER_ROW
+    assert "header row" in batch.rejections[0].message
 
 
 @pytest.mark.parametrize(
     ("spelled", "label"), [("<=50K", "<=50K"), (">50K", ">50K"), ("<=50K.", "<=50K"), (">50K.", ">50K")]
 )
 def test_the_income_column_is_read_with_or_without_the_trailing_period(spelled: str, label: str) -> None:
-    assert parse_chunk(f"{ARTICLE}, {spelled}".encode()).actual == [label]
+    assert parse(f"{ARTICLE}, {spelled}".encode()).actual == [label]
 
 
 def test_missing_categorical_values_are_scored_not_rejected() -> None:
     line = with_field(1, "?", with_field(13, "?"))
-    batch = parse_chunk(line.encode())
+    batch = parse(line.encode())
     assert batch.rejections == []
-    assert batch.rows()[0][1] == "?"
-    assert batch.rows()[0][13] == "?"
+    assert rows(batch)[0][1] == "?"
+    assert rows(batch)[0][13] == "?"
 
 
 @pytest.mark.parametrize(
@@ -117,7 +108,7 @@ def test_missing_categorical_values_are_scored_not_rejected() -> None:
 def test_a_bad_line_is_rejected_with_the_field_and_value_named(
     line: str, reason: RejectReason, names: str
 ) -> None:
-    batch = parse_chunk(f"{ARTICLE}\n{line}\n{ARTICLE}\n".encode())
+    batch = parse(f"{ARTICLE}\n{line}\n{ARTICLE}\n".encode())
     assert batch.lines == [1, 3]
     (rejection,) = batch.rejections
     assert rejection.line == 2
@@ -126,80 +117,176 @@ def test_a_bad_line_is_rejected_with_the_field_and_value_named(
     assert rejection.raw == line
 
 
-@pytest.mark.parametrize("field", [f for f in FIELDS if isinstance(f, NumericField)], ids=lambda f: f.name)
-def test_numeric_limits_are_inclusive(field: NumericField) -> None:
-    index = FIELDS.index(field)
-    accepted = parse_chunk(
-        f"{with_field(index, str(field.minimum))}\n{with_field(index, str(field.maximum))}".encode()
-    )
+@pytest.mark.parametrize("field", NUMERIC, ids=lambda f: f.name)
+def test_numeric_limits_are_inclusive(field: FieldSpec) -> None:
+    index = FEATURES.index(field)
+    assert field.range is not None
+    low, high = (int(bound) for bound in field.range)
+    accepted = parse(f"{with_field(index, str(low))}\n{with_field(index, str(high))}".encode())
     assert len(accepted) == 2
-    rejected = parse_chunk(
-        f"{with_field(index, str(field.minimum - 1))}\n{with_field(index, str(field.maximum + 1))}".encode()
-    )
+    rejected = parse(f"{with_field(index, str(low - 1))}\n{with_field(index, str(high + 1))}".encode())
     assert len(rejected) == 0
     assert [r.reason for r in rejected.rejections] == [RejectReason.INVALID_VALUE] * 2
 
 
 def test_lines_that_are_not_utf8_are_rejected_one_by_one() -> None:
-    batch = parse_chunk(f"{ARTICLE}\n".encode() + b"39, \xff\xfe bad\n" + ARTICLE.encode())
+    batch = parse(f"{ARTICLE}\n".encode() + b"39, \xff\xfe bad\n" + ARTICLE.encode())
     assert batch.lines == [1, 3]
     assert batch.rejections[0].reason == RejectReason.ENCODING
     assert batch.rejections[0].line == 2
+    assert batch.rejections[0].raw_bytes == b"39, \xff\xfe bad"
 
 
 def test_an_overlong_line_is_rejected_and_its_excerpt_is_bounded() -> None:
-    long_line = "x" * (MAX_LINE_CHARS * 250)  # 1 MB
-    batch = parse_chunk(f"{ARTICLE}\n{long_line}\n".encode())
+    long_line = "x" * (MAX_LINE_CHARS * 16)  # 1 MB
+    batch = parse(f"{ARTICLE}\n{long_line}\n".encode())
     (rejection,) = batch.rejections
     assert rejection.reason == RejectReason.LINE_TOO_LONG
-    assert len(rejection.raw) < 2000
+    assert len(rejection.raw) < 5000
 
 
 def test_the_whole_training_split_parses_without_a_rejection() -> None:
-    from tests.conftest import ROOT
-
-    batch = parse_chunk((ROOT / "model" / "data" / "adult.data").read_bytes())
+    batch = parse(ADULT_DATA.read_bytes())
     assert len(batch) == 32_561
     assert batch.rejections == []
 
 
 # Lines built from valid values, near-valid values and noise, so that the fast path and the
 # slow path are both exercised on every kind of line.
-def _value(field: NumericField | CategoricalField) -> st.SearchStrategy[str]:
-    if isinstance(field, CategoricalField):
+def _value(field: FieldSpec) -> st.SearchStrategy[str]:
+    if field.type == "category":
         return st.sampled_from([*field.categories, "?", "Nope", " Private", ""])
+    assert field.range is not None
+    low, high = (int(bound) for bound in field.range)
     return st.one_of(
-        st.integers(field.minimum - 2, field.maximum + 2).map(str),
-        st.sampled_from(["", "nan", "1e3", "+5", " 40", "٣", "1_0"]),
+        st.integers(low - 2, high + 2).map(str),
+        st.sampled_from(["", "nan", "1e3", "+5", " 40", "٣", "1_0", "\x1c", "1" * 30]),
     )
 
 
 _line = st.one_of(
-    st.tuples(*[_value(f) for f in FIELDS]).map(", ".join),
-    st.tuples(*[_value(f) for f in FIELDS], st.sampled_from(["<=50K", ">50K.", "x"])).map(", ".join),
+    st.tuples(*[_value(f) for f in FEATURES]).map(", ".join),
+    st.tuples(*[_value(f) for f in FEATURES], st.sampled_from(["<=50K", ">50K.", "x"])).map(", ".join),
     st.text(max_size=40),
+    st.text(alphabet="\x1c\x1d\x1e\x1f\x85\u2028 \t\r", max_size=6),
 )
+
+
+def _non_blank(texts: list[str]) -> list[int]:
+    """The project's one definition of blank: nothing but spaces and tabs."""
+    return [i + 1 for i, text in enumerate(texts) if text.strip(" \t")]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_line, max_size=30))
-def test_fast_path_agrees_with_check_fields_and_every_line_is_accounted_for(lines: list[str]) -> None:
+def test_fast_path_agrees_with_check_record_and_every_line_is_accounted_for(lines: list[str]) -> None:
     data = "\n".join(lines).encode("utf-8", errors="surrogatepass")
-    batch = parse_chunk(data, allow_header=False)
+    batch = parse_chunk(data, SCHEMA, 2, layout=Layout("csv"))  # a later chunk of a headerless file
     texts = data.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n")
-    non_blank = [i + 1 for i, text in enumerate(texts) if text.strip()]
-    assert sorted(batch.lines + [r.line for r in batch.rejections]) == non_blank
-    for line, values in zip(batch.lines, batch.rows(), strict=True):
-        expected, _ = check_fields(split_fields(texts[line - 1]))
-        assert values == expected
+    assert sorted(batch.lines + [r.line for r in batch.rejections]) == [n + 1 for n in _non_blank(texts)]
+    for line, encoded in zip(batch.lines, batch.features.tolist(), strict=True):
+        fields = split_fields(texts[line - 2])
+        expected, _, _ = check_record(SCHEMA, fields, SCHEMA.headerless_slots[len(fields) == SCHEMA.width])
+        assert encoded == pytest.approx(expected, nan_ok=True)
 
 
 @settings(max_examples=300)
 @given(st.binary(max_size=400))
 def test_any_bytes_end_as_records_or_rejections(data: bytes) -> None:
-    batch = parse_chunk(data, allow_header=False)
+    batch = parse(data)
     accounted = sorted(batch.lines + [r.line for r in batch.rejections])
     assert len(accounted) == len(set(accounted))
     lines = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").split(b"\n")
-    expected = [i + 1 for i, raw in enumerate(lines) if raw.decode("utf-8", errors="replace").strip()]
-    assert accounted == expected
+    texts = [raw.decode("utf-8", errors="replace") for raw in lines]
+    header = 1 if batch.layout and batch.layout.header is not None else 0
+    assert len(accounted) + header == len(_non_blank(texts))
+
+
+# --------------------------------------------------------------------- layouts and line rules
+
+
+def test_a_header_matches_columns_by_name_in_any_order_and_ignores_unknown_ones() -> None:
+    names = list(SCHEMA.feature_names)
+    order = [*reversed(names), "note"]
+    values = dict(zip(names, ARTICLE.split(", "), strict=True)) | {"note": "hello"}
+    data = ",".join(order) + "\n" + ",".join(values[name] for name in order) + "\n"
+    batch = parse(data.encode())
+    assert batch.rejections == []
+    assert batch.lines == [2]
+    assert rows(batch) == [ARTICLE_VALUES]
+    assert batch.ignored_columns == ("note",)
+
+
+def test_a_header_without_a_required_column_rejects_the_whole_file_naming_it() -> None:
+    names = [name for name in SCHEMA.feature_names if name not in ("age", "race")]
+    with pytest.raises(MissingColumns, match="age, race"):
+        parse((",".join(names) + "\n").encode())
+
+
+def test_json_lines_are_keyed_by_field_name_and_each_bad_line_names_its_field() -> None:
+    record = dict(zip(SCHEMA.feature_names, ARTICLE_VALUES, strict=True))
+    lines = [
+        json.dumps(record | {"income": ">50K."}),
+        json.dumps({k: v for k, v in record.items() if k != "age"}),
+        json.dumps(record | {"workclass": None}),
+        json.dumps(record | {"age": "old"}),
+        "[1, 2]",
+        "{not json",
+    ]
+    batch = parse("\n".join(lines).encode())
+    assert batch.lines == [1, 3]
+    assert rows(batch) == [ARTICLE_VALUES, (*ARTICLE_VALUES[:1], "?", *ARTICLE_VALUES[2:])]
+    assert batch.actual == [">50K", None]
+    assert [(r.line, r.reason) for r in batch.rejections] == [
+        (2, RejectReason.MISSING_FIELD),
+        (4, RejectReason.INVALID_VALUE),
+        (5, RejectReason.MALFORMED),
+        (6, RejectReason.MALFORMED),
+    ]
+    assert "age" in batch.rejections[0].message
+
+
+@pytest.mark.parametrize("separators", ["\x1c", "\x1d\x1e", "\x1f \t", "\x85", "\u2028"])
+def test_a_line_of_control_separators_is_a_line_and_not_blank(separators: str) -> None:
+    batch = parse(f"{ARTICLE}\n{separators}\n{ARTICLE}\n".encode())
+    assert batch.lines == [1, 3]
+    assert [r.line for r in batch.rejections] == [2]
+
+
+def test_a_lone_cr_is_part_of_its_line_not_a_line_break() -> None:
+    batch = parse(f"{ARTICLE}\r{ARTICLE}\n{ARTICLE}\r\n".encode())
+    assert batch.lines == [2]
+    assert [(r.line, r.reason) for r in batch.rejections] == [(1, RejectReason.FIELD_COUNT)]
+
+
+def test_a_long_quoted_first_line_is_rejected_and_its_neighbours_are_scored() -> None:
+    first = '"' + "x" * 140_000 + '", 1'
+    batch = parse(f"{first}\n{ARTICLE}\n{ARTICLE}\n".encode())
+    assert batch.lines == [2, 3]
+    assert [(r.line, r.reason) for r in batch.rejections] == [(1, RejectReason.LINE_TOO_LONG)]
+
+
+def test_a_quoted_field_over_the_csv_limit_is_a_malformed_line_not_an_exception() -> None:
+    field_limit = csv.field_size_limit()
+    line = '"' + "y" * (field_limit + 10) + '"'
+    csv.field_size_limit(1000)
+    try:
+        batch = parse(f"{ARTICLE}\n{line[:1500]}\n".encode())
+    finally:
+        csv.field_size_limit(field_limit)
+    assert batch.lines == [1]
+    assert [r.reason for r in batch.rejections] == [RejectReason.MALFORMED]
+
+
+def test_a_byte_order_mark_in_the_middle_of_a_file_is_named_plainly() -> None:
+    batch = parse(f"{ARTICLE}\n\ufeff{ARTICLE}\n".encode())
+    assert batch.lines == [1]
+    (rejection,) = batch.rejections
+    assert rejection.reason == RejectReason.MALFORMED
+    assert "byte-order mark" in rejection.message
+
+
+def test_an_uploader_can_say_a_header_looking_first_line_is_a_record() -> None:
+    batch = parse_chunk(f"{HEADER}\n{ARTICLE}\n".encode(), SCHEMA, header_hint="absent")
+    assert batch.lines == [2]
+    assert [(r.line, r.reason) for r in batch.rejections] == [(1, RejectReason.HEADER_ROW)]

@@ -61,7 +61,7 @@ def test_a_size_limit_that_needs_too_many_chunks_is_refused() -> None:
 
 def test_a_handler_fails_at_import_when_its_settings_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     from predictflow.local.moto_bridge import load_handler
-    from tests.conftest import ROOT
+    from tests.fixtures import ROOT
 
     for name in VALID:
         monkeypatch.delenv(name, raising=False)

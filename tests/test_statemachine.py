@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT, running_stack
-from tests.test_records import ARTICLE, HEADER
+from tests.conftest import running_stack
+from tests.fixtures import ADULT, ARTICLE, EVENTS, HEADER, ROOT
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 CHUNK_BYTES = 4096
@@ -100,13 +100,15 @@ def test_happy_path_predicts_every_record(stack: LocalStack) -> None:
     predictions = run.predictions()
     assert [p["line"] for p in predictions] == [1, 2, 3, 4, 5]
     first = predictions[0]
-    assert first["source_key"] == run.key
-    assert first["version_id"] == run.version
-    assert first["features"]["education"] == "Masters"
+    assert set(first) == {"line", "model_version", "label", "probability"}
     assert first["label"] in (">50K", "<=50K")
     assert 0 < first["probability"] < 1
-    assert first["model_version"].startswith("income-")
-    assert first["execution_arn"] == run.execution["executionArn"]
+    assert first["model_version"] == ADULT.model_version
+    manifest = run.stack.results().manifest(run.key, run.version)
+    assert manifest is not None
+    assert (manifest["source_key"], manifest["version_id"]) == (run.key, run.version)
+    assert manifest["execution_arn"] == run.execution["executionArn"]
+    assert manifest["model_version"] == ADULT.model_version
     assert run.dead_letters() == []
 
 
@@ -207,7 +209,7 @@ def test_an_object_gone_before_fetch_is_dead_lettered_as_a_whole(stack: LocalSta
     assert described["error"] == "ChunksDeadLettered"
     (entry,) = stack.results().dead_letters(source_key=key)
     assert (entry["line"], entry["error_type"]) == (0, "ObjectNotFound")
-    assert entry["error_message"].startswith("the file could not be read")
+    assert entry["error_message"].startswith("the file could not be processed")
 
 
 def test_a_file_above_the_size_limit_is_rejected_without_being_read(stack: LocalStack) -> None:

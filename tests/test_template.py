@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from predictflow.local.template import load_template, transform
-from tests.conftest import ROOT
+from tests.fixtures import ROOT
 
 TEMPLATE = ROOT / "template.yaml"
 ASL = ROOT / "statemachine" / "predictflow.asl.json"

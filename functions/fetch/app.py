@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from predictflow.pipeline import steps
-from predictflow.pipeline.runtime import build_stores, log_keys
+from predictflow.pipeline.runtime import build_bundles, build_stores, log_keys
 from predictflow.pipeline.settings import Settings
 
 logger = Logger()
@@ -17,6 +17,7 @@ tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 stores = build_stores(settings)
+bundles = build_bundles(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -24,7 +25,7 @@ stores = build_stores(settings)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(**log_keys(event))
-    plan = steps.fetch(event["event"], event["execution_arn"], settings, stores)
+    plan = steps.fetch(event["event"], event["execution_arn"], settings, stores, bundles)
     if plan["duplicate"]:
         logger.info("duplicate event: object already claimed", extra={"claimed_by": plan["claimed_by"]})
         metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from predictflow.pipeline import steps
-from predictflow.pipeline.runtime import build_predictor, build_stores, log_keys
+from predictflow.pipeline.runtime import build_bundles, build_stores, log_keys
 from predictflow.pipeline.settings import Settings
 
 logger = Logger()
@@ -17,7 +17,7 @@ tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 stores = build_stores(settings)
-predictor = build_predictor(settings)
+bundles = build_bundles(settings, scoring=True)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -25,7 +25,7 @@ predictor = build_predictor(settings)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(**log_keys(event), chunk=event["chunk"]["index"])
-    batch, predicted = steps.predict(event, predictor, stores)
-    logger.info("predicted chunk", extra={"predicted": predicted, "model_version": predictor.model_version})
+    batch, predicted = steps.predict(event, stores, bundles)
+    logger.info("predicted chunk", extra={"predicted": predicted})
     metrics.add_metric(name="RecordsPredicted", unit=MetricUnit.Count, value=predicted)
     return batch

@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from predictflow.pipeline import steps
-from predictflow.pipeline.runtime import build_stores, log_keys
+from predictflow.pipeline.runtime import build_bundles, build_stores, log_keys
 from predictflow.pipeline.settings import Settings
 
 logger = Logger()
@@ -18,12 +18,13 @@ tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 stores = build_stores(settings)
+bundles = build_bundles(settings)
 
-ACTIONS: dict[str, Callable[[dict[str, Any], steps.Stores], dict[str, Any]]] = {
-    "route_chunk": steps.route_chunk,
-    "dead_letter_chunk": steps.dead_letter_chunk,
-    "dead_letter_file": steps.dead_letter_file,
-    "finalize": steps.finalize,
+ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "route_chunk": lambda event: steps.route_chunk(event, stores, bundles),
+    "dead_letter_chunk": lambda event: steps.dead_letter_chunk(event, stores),
+    "dead_letter_file": lambda event: steps.dead_letter_file(event, stores),
+    "finalize": lambda event: steps.finalize(event, stores),
 }
 
 
@@ -33,7 +34,7 @@ ACTIONS: dict[str, Callable[[dict[str, Any], steps.Stores], dict[str, Any]]] = {
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event["action"]
     logger.append_keys(**log_keys(event), action=action)
-    result = ACTIONS[action](event, stores)
+    result = ACTIONS[action](event)
     counts = {k: v for k, v in result.items() if k in ("status", "records", "predicted", "dead_lettered")}
     logger.info(f"{action} done", extra=counts)
     if action == "route_chunk":

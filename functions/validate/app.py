@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from predictflow.pipeline import steps
-from predictflow.pipeline.runtime import build_stores, log_keys
+from predictflow.pipeline.runtime import build_bundles, build_stores, log_keys
 from predictflow.pipeline.settings import Settings
 
 logger = Logger()
@@ -17,6 +17,7 @@ tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 stores = build_stores(settings)
+bundles = build_bundles(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -24,7 +25,7 @@ stores = build_stores(settings)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(**log_keys(event), chunk=event["chunk"]["index"])
-    batch, counts = steps.validate(event, stores)
+    batch, counts = steps.validate(event, stores, bundles)
     logger.info("validated chunk", extra=counts)
     metrics.add_metric(name="RecordsValid", unit=MetricUnit.Count, value=counts["valid"])
     metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=counts["rejected"])

@@ -1,9 +1,12 @@
-"""Pipeline errors. A Lambda reports an exception by its class name (`errorType`), which is
-what the state machine's Retry and Catch match, so these names are part of the contract
-with statemachine/predictflow.asl.json."""
+"""Pipeline and record errors. A Lambda reports an exception by its class name (`errorType`),
+which is what the state machine's Retry and Catch match, and a rejected line's `RejectReason`
+is the `error_type` of its dead-letter entry: both are contracts with users and with
+statemachine/predictflow.asl.json. This module imports nothing of the project, so every other
+module can raise these without an import cycle."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
 
 
@@ -35,3 +38,29 @@ class FileTooLarge(FileRejected):
 
 class MalformedEvent(FileRejected):
     """The execution input is not an S3 "Object Created" event."""
+
+
+class MissingColumns(FileRejected):
+    """A file with a header row lacks columns the model needs; nothing in it can be scored."""
+
+
+class RejectReason(StrEnum):
+    """Why a line is not a record. The values are the `error_type` of dead-letter entries."""
+
+    ENCODING = "EncodingError"
+    LINE_TOO_LONG = "LineTooLong"
+    MALFORMED = "MalformedLine"
+    HEADER_ROW = "HeaderRow"
+    FIELD_COUNT = "FieldCountError"
+    MISSING_FIELD = "MissingField"
+    INVALID_VALUE = "InvalidValue"
+    UNKNOWN_CATEGORY = "UnknownCategory"
+
+
+class RecordError(ValueError):
+    """A value that breaks the bundle's schema, naming the field and the offending value."""
+
+    def __init__(self, reason: RejectReason, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field = field

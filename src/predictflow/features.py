@@ -1,122 +1,113 @@
-"""Feature encoding: typed record values to the float32 matrix the model was trained on.
+"""The model's input: a float32 matrix, one column per feature in the bundle's order.
 
-Numeric fields pass through; a categorical field becomes its index in the schema's
-vocabulary, and `?` becomes NaN, which the trees send down their learned missing-value
-branch. Training, the record parser and the predictors all encode through this module, so
-the model never sees an encoding it was not trained on.
+The parser (`records.py`) encodes records straight into this matrix: numbers as themselves, a
+category as its index in the bundle's vocabulary, a yes/no value as 0 or 1, a missing value as
+NaN, which tree models send down their learned missing-value branch. Training encodes through
+the same parser, so the model never sees an encoding it was not trained on. This module goes
+the other way (`decode`, for backends that take records as text) and guards callers that build
+a matrix themselves (`check_matrix`).
 """
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Sequence
-from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from predictflow.schema import FIELDS, MISSING, CategoricalField, NumericField
+from predictflow.bundle.schema import CompiledSchema
+from predictflow.errors import RecordError, RejectReason
+from predictflow.records import check_value
 
-Value = int | str
+Value = int | float | str
 FeatureMatrix = npt.NDArray[np.float32]
 
-UNKNOWN_CODE: Final = -1.0
-"""What `CODES` gives a category outside the vocabulary; never reaches the model."""
-
-CODES: Final[dict[int, dict[str, float]]] = {
-    index: {category: float(code) for code, category in enumerate(field.categories)} | {MISSING: math.nan}
-    for index, field in enumerate(FIELDS)
-    if isinstance(field, CategoricalField)
-}
-"""Per categorical column: category -> model code, `?` -> NaN."""
-
-NUMERIC_COLUMNS: Final = tuple(index for index in range(len(FIELDS)) if index not in CODES)
-CATEGORICAL_COLUMNS: Final = tuple(CODES)
+MISSING_TEXT = ""
+"""How `decode` writes a missing value for a field that has no missing marker of its own."""
 
 
-def encode(rows: Sequence[Sequence[Value]]) -> FeatureMatrix:
-    """Encode typed rows (values in schema order) as an (n, 14) float32 matrix.
-
-    A category outside the vocabulary is encoded as missing; `unknown_categories` names
-    such values so callers can say so.
-    """
-    out = np.empty((len(rows), len(FIELDS)), dtype=np.float32)
-    for index in NUMERIC_COLUMNS:
-        out[:, index] = [row[index] for row in rows]
-    for index, codes in CODES.items():
-        out[:, index] = [codes.get(str(row[index]), math.nan) for row in rows]
-    return out
-
-
-def decode(matrix: FeatureMatrix) -> list[tuple[Value, ...]]:
-    """The typed values behind an encoded matrix (exact: accepted values fit in float32)."""
-    return list(zip(*decode_columns(matrix), strict=True))
-
-
-def decode_columns(matrix: FeatureMatrix) -> list[list[Value]]:
-    """Like `decode`, column by column (schema order)."""
+def decode_columns(schema: CompiledSchema, matrix: FeatureMatrix) -> list[list[Value]]:
+    """The values behind an encoded matrix, column by column in the model's order: numbers,
+    category names, and each field's own missing marker (exact: accepted whole numbers fit
+    float32)."""
     columns: list[list[Value]] = []
-    for index, field in enumerate(FIELDS):
+    for index, spec in enumerate(schema.features):
         column = matrix[:, index]
-        if isinstance(field, CategoricalField):
-            names = (*field.categories, MISSING)
-            codes = np.where(np.isnan(column), len(field.categories), column).astype(np.int64)
+        marker = spec.missing[0] if spec.missing else MISSING_TEXT
+        if spec.type in ("category", "binary"):
+            names: tuple[Value, ...] = (
+                (*spec.categories, marker) if spec.type == "category" else (0, 1, marker)
+            )
+            codes = np.where(np.isnan(column), len(names) - 1, column).astype(np.int64)
             columns.append([names[code] for code in codes.tolist()])
+        elif spec.type == "integer":
+            columns.append([marker if math.isnan(v) else int(v) for v in column.tolist()])
         else:
-            columns.append(column.astype(np.int64).tolist())
+            columns.append([marker if math.isnan(v) else v for v in column.astype(np.float64).tolist()])
     return columns
 
 
-def unknown_categories(row: Sequence[Value]) -> list[str]:
-    """Describe each categorical value of `row` that the model has never seen."""
-    return [
-        f"{FIELDS[index].name}: {row[index]!r} is not a known category; scored as missing"
-        for index, codes in CODES.items()
-        if row[index] not in codes
-    ]
+def decode(schema: CompiledSchema, matrix: FeatureMatrix) -> list[tuple[Value, ...]]:
+    """Like `decode_columns`, row by row."""
+    return list(zip(*decode_columns(schema, matrix), strict=True))
 
 
-def matrix_to_text(matrix: npt.NDArray[Any]) -> str:
-    """A matrix as base64 of its little-endian bytes: how batches travel between steps
-    (a tenth of the time and half the size of the same values as JSON numbers)."""
-    return base64.b64encode(
-        np.ascontiguousarray(matrix, dtype=matrix.dtype.newbyteorder("<")).tobytes()
-    ).decode()
+def encode_values(
+    schema: CompiledSchema, rows: Sequence[Sequence[Value]], *, unknown_as_missing: bool = False
+) -> tuple[FeatureMatrix, list[tuple[str, ...]]]:
+    """Encode rows of values in the model's order (numbers or their text), checking each.
+
+    Raises `RecordError` for a value that breaks the schema. With `unknown_as_missing`, a
+    category the model has never seen is scored as missing instead, and named in that row's
+    warnings: what a caller scoring records one by one usually wants.
+    """
+    out = np.empty((len(rows), schema.width), dtype=np.float32)
+    warnings: list[tuple[str, ...]] = []
+    for row_index, row in enumerate(rows):
+        if len(row) != schema.width:
+            raise RecordError(RejectReason.FIELD_COUNT, f"expected {schema.width} values, got {len(row)}")
+        notes: list[str] = []
+        for index, value in enumerate(row):
+            try:
+                out[row_index, index] = check_value(schema, index, str(value))
+            except RecordError as error:
+                if not (unknown_as_missing and error.reason is RejectReason.UNKNOWN_CATEGORY):
+                    raise
+                notes.append(f"{error}; scored as missing")
+                out[row_index, index] = math.nan
+        warnings.append(tuple(notes))
+    return out, warnings
 
 
-def matrix_from_text(text: str, dtype: type[np.generic], columns: int | None = None) -> npt.NDArray[Any]:
-    values = np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<"))
-    return values.reshape(-1, columns) if columns else values
-
-
-def check_matrix(matrix: FeatureMatrix) -> None:
+def check_matrix(schema: CompiledSchema, matrix: FeatureMatrix) -> None:
     """Raise the typed validation error for the first value an encoded matrix should not hold.
 
-    The pipeline only builds matrices from validated records; this guards every other
-    caller, so that a bad value is reported by field and value rather than as a model error.
+    The pipeline only builds matrices from validated records; this guards every other caller,
+    so that a bad value is reported by field and value rather than as a model error.
     """
-    from predictflow.records import RecordError, RejectReason
-
-    if matrix.ndim != 2 or matrix.shape[1] != len(FIELDS):
+    if matrix.ndim != 2 or matrix.shape[1] != schema.width:
         raise RecordError(
-            RejectReason.FIELD_COUNT, f"expected {len(FIELDS)} features, got shape {matrix.shape}"
+            RejectReason.FIELD_COUNT, f"expected {schema.width} features, got shape {matrix.shape}"
         )
-    for index, field in enumerate(FIELDS):
+    for index, spec in enumerate(schema.features):
         column = matrix[:, index]
-        if isinstance(field, CategoricalField):
-            known = np.isnan(column) | (
-                (column >= 0) & (column < len(field.categories)) & (column == np.floor(column))
-            )
+        whole = column == np.floor(column)
+        if spec.type in ("category", "binary"):
+            size = len(spec.categories) if spec.type == "category" else 2
+            known = (column >= 0) & (column < size) & whole
             bad_kind = RejectReason.UNKNOWN_CATEGORY
         else:
-            assert isinstance(field, NumericField)
-            known = (column >= field.minimum) & (column <= field.maximum) & (column == np.floor(column))
+            low, high = spec.range if spec.range is not None else (-math.inf, math.inf)
+            known = (
+                (column >= low)
+                & (column <= high)
+                & (whole if spec.type == "integer" else np.isfinite(column))
+            )
             bad_kind = RejectReason.INVALID_VALUE
+        known |= np.isnan(column) if spec.missing else False
         if not known.all():
             row = int(np.flatnonzero(~known)[0])
             raise RecordError(
-                bad_kind,
-                f"{field.name}: {column[row]!r} is not a valid encoded value (row {row})",
-                field.name,
+                bad_kind, f"{spec.name}: {column[row]!r} is not a valid encoded value (row {row})", spec.name
             )

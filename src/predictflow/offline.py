@@ -1,4 +1,5 @@
-"""Offline batch prediction of a record file with the embedded model (`predictflow predict`)."""
+"""Offline scoring of a record file with a bundle (`predictflow predict`): the pipeline's parser,
+predictor and prediction lines, with no AWS in between."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import IO
 
 import numpy as np
 
-from predictflow.metrics import Quality, quality
+from predictflow.metrics import evaluate
 from predictflow.pipeline.chunks import plan_chunks
-from predictflow.predictors import EmbeddedPredictor, labels_for
-from predictflow.records import ParsedBatch, Rejection, parse_chunk
-from predictflow.schema import POSITIVE_LABEL
+from predictflow.predictions import Answers, answers_of, prediction_lines
+from predictflow.predictors.base import Predictor
+from predictflow.records import Actual, Layout, ParsedBatch, Rejection, parse_chunk
 
 BATCH_BYTES = 1024 * 1024  # about 9,500 census records per model call
 
@@ -22,47 +23,45 @@ BATCH_BYTES = 1024 * 1024  # about 9,500 census records per model call
 class BatchReport:
     predicted: int = 0
     rejected: int = 0
-    quality: Quality | None = None
+    quality: dict[str, float] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
+    ignored_columns: tuple[str, ...] = ()
 
 
-def batches(path: Path) -> Iterator[ParsedBatch]:
+def batches(path: Path, predictor: Predictor) -> Iterator[ParsedBatch]:
+    """The file's records batch by batch, every batch read with the layout of the file's head."""
     data = path.read_bytes()
+    schema = predictor.bundle.schema
+    layout: Layout | None = None
     for chunk in plan_chunks([data], BATCH_BYTES):
         first_line = chunk["first_line"]
-        yield parse_chunk(data[chunk["start"] : chunk["end"]], first_line, allow_header=first_line == 1)
+        batch = parse_chunk(data[chunk["start"] : chunk["end"]], schema, first_line, layout=layout)
+        layout = layout or batch.layout
+        yield batch
 
 
-def predict_file(
-    path: Path, out: IO[str], rejects: IO[str] | None, predictor: EmbeddedPredictor
-) -> BatchReport:
+def predict_file(path: Path, out: IO[str], rejects: IO[str] | None, predictor: Predictor) -> BatchReport:
     """Write one JSON line per record of `path`; report each line that is not a record."""
     report = BatchReport()
-    labels: list[int] = []
-    scores: list[np.ndarray] = []
-    version = predictor.model_version
-    for batch in batches(path):
-        probabilities = predictor.probabilities(batch.features)
-        lines = []
-        rows = zip(batch.lines, probabilities.tolist(), labels_for(probabilities), batch.actual, strict=True)
-        for line, probability, label, actual in rows:
-            # Every field is a number or one of a few fixed strings, so no escaping is needed.
-            tail = f',"actual":"{actual}"}}' if actual is not None else "}"
-            lines.append(
-                f'{{"line":{line},"label":"{label}","probability":{probability!r},'
-                f'"model_version":"{version}"{tail}\n'
+    target = predictor.bundle.spec.target
+    actual: list[Actual] = []
+    answered: list[Answers] = []
+    for batch in batches(path, predictor):
+        answers = answers_of(target, predictor.scores(batch.features))
+        out.write(
+            prediction_lines(
+                target, predictor.model_version, batch.lines, answers, ids=batch.ids, actual=batch.actual
             )
-        out.writelines(lines)
-        known = [(label == POSITIVE_LABEL) for label in batch.actual if label is not None]
-        if known:
-            mask = np.array([label is not None for label in batch.actual])
-            labels.extend(int(k) for k in known)
-            scores.append(probabilities[mask])
+        )
+        if batch.actual is not None:
+            actual.extend(batch.actual)
+            answered.append(answers)
+        report.ignored_columns = report.ignored_columns or batch.ignored_columns
         report.predicted += len(batch)
         report.rejected += len(batch.rejections)
         if rejects is not None:
             for rejection in batch.rejections:
                 rejects.write(f"{path}:{rejection.line}: {rejection.reason.value}: {rejection.message}\n")
-    if labels:
-        report.quality = quality(np.array(labels), np.concatenate(scores))
+    if answered:
+        report.quality = evaluate(target, actual, np.concatenate(answered))
     return report

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from predictflow.local import template
-from tests.conftest import ROOT
+from tests.fixtures import ROOT
 
 
 def project_copy(folder: Path) -> Path:

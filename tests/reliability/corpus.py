@@ -5,8 +5,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 
-from predictflow.schema import FIELDS, NumericField
-from tests.test_records import ARTICLE, HEADER, with_field
+from tests.fixtures import ARTICLE, FEATURES, HEADER, with_field
 
 
 @dataclass(frozen=True)
@@ -20,10 +19,11 @@ class Case:
 
 def _limits() -> tuple[list[str], list[str]]:
     inside, outside = [], []
-    for index, f in enumerate(FIELDS):
-        if isinstance(f, NumericField):
-            inside += [with_field(index, str(f.minimum)), with_field(index, str(f.maximum))]
-            outside += [with_field(index, str(f.minimum - 1)), with_field(index, str(f.maximum + 1))]
+    for index, f in enumerate(FEATURES):
+        if f.range is not None:
+            low, high = (int(bound) for bound in f.range)
+            inside += [with_field(index, str(low)), with_field(index, str(high))]
+            outside += [with_field(index, str(low - 1)), with_field(index, str(high + 1))]
     return inside, outside
 
 

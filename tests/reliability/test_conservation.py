@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT, running_stack
+from tests.conftest import running_stack
+from tests.fixtures import ARTICLE, EVENTS, ROOT
 from tests.reliability.corpus import CASES, Case
-from tests.test_records import ARTICLE
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 
@@ -68,8 +68,11 @@ def test_unusual_keys_are_processed_and_reported_under_their_real_name(stack: Lo
     key, version, execution = upload(stack, (EVENTS / "records-mixed.csv").read_bytes(), key)
     assert execution["status"] == "SUCCEEDED"
     predictions, dead = outcome(stack, key, version)
-    assert {p["source_key"] for p in predictions} == {key}
+    assert [p["line"] for p in predictions] == [2, 3, 5]
     assert (len(predictions), len(dead)) == (3, 2)
+    ledger = stack.results().file(key, version)
+    assert ledger is not None
+    assert ledger["source_key"] == key
 
 
 def test_an_object_overwritten_mid_run_keeps_each_version_whole(stack: LocalStack) -> None:

@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 
 from predictflow.local.moto_bridge import LocalFunction
 from predictflow.local.stack import LocalStack
-from tests.conftest import EVENTS, ROOT, running_stack
+from tests.conftest import running_stack
+from tests.fixtures import EVENTS, ROOT
 from tests.reliability.test_conservation import outcome, upload
 
 

@@ -1,4 +1,4 @@
-"""`predictflow predict`: offline batch prediction with the embedded model."""
+"""`predictflow predict`: score a file offline with a bundle, no stack needed."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ import click
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A bundle folder [default: the packaged Adult income bundle].",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -22,25 +28,39 @@ import click
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write rejected lines here instead of stderr.",
 )
-def predict(file: Path, output: Path | None, rejects: Path | None) -> None:
-    """Score every record of FILE: one JSON line per record (line, label, probability,
-    model_version, and actual when the file carries the income column).
+def predict(file: Path, model_dir: Path | None, output: Path | None, rejects: Path | None) -> None:
+    """Score every record of FILE: one JSON line per record (line, id, model_version, actual,
+    and label + probability, label + probabilities, or value, by the model's task).
 
-    A line that is not a valid record is reported with its number and reason, and the run
-    goes on. With labels in the file, it ends with accuracy, ROC AUC and log-loss.
+    FILE is CSV with or without a header, or JSON Lines. A line that is not a valid record is
+    reported with its number and reason, and the run goes on. With the target column in the
+    file, it ends with the task's quality metrics.
     """
+    from predictflow.bundle import default_bundle, load_bundle
     from predictflow.offline import predict_file
     from predictflow.predictors import EmbeddedPredictor
 
+    bundle = load_bundle(model_dir) if model_dir else default_bundle()
     with ExitStack() as files:
         out = files.enter_context(output.open("w")) if output else sys.stdout
         rejected = files.enter_context(rejects.open("w")) if rejects else sys.stderr
-        report = predict_file(file, out, rejected, EmbeddedPredictor())
+        report = predict_file(file, out, rejected, EmbeddedPredictor(bundle))
     click.echo(f"{report.predicted} predicted, {report.rejected} rejected", err=True)
-    if report.quality is not None:
-        q = report.quality
-        click.echo(
-            f"on {q.records} labelled records: accuracy {q.accuracy:.4f}, "
-            f"ROC AUC {q.roc_auc:.4f}, log-loss {q.log_loss:.4f}",
-            err=True,
+    if report.ignored_columns:
+        click.echo(f"ignored columns the model does not use: {', '.join(report.ignored_columns)}", err=True)
+    if report.quality:
+        shown = ", ".join(
+            f"{METRIC_NAMES.get(name, name)} {value:.4f}"
+            for name, value in report.quality.items()
+            if name != "records"
         )
+        click.echo(f"on {int(report.quality['records'])} labelled records: {shown}", err=True)
+
+
+METRIC_NAMES = {
+    "roc_auc": "ROC AUC",
+    "log_loss": "log-loss",
+    "macro_f1": "macro F1",
+    "rmse": "RMSE",
+    "mae": "MAE",
+}

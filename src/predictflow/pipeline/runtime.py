@@ -5,8 +5,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from predictflow.bundle import Bundle
+from predictflow.bundle.store import ModelStore
+from predictflow.pipeline.bundles import Bundles
 from predictflow.pipeline.settings import Settings
-from predictflow.pipeline.steps import Stores
+from predictflow.pipeline.stores import (
+    DeadLetterStore,
+    Ledger,
+    PredictionStore,
+    SourceReader,
+    Stores,
+    WorkStore,
+)
 from predictflow.predictors import AmlPredictor, EmbeddedPredictor, Predictor, SageMakerPredictor
 
 
@@ -33,25 +43,41 @@ class LazyClient:
 
 
 def build_stores(settings: Settings) -> Stores:
-    return Stores.create(settings, s3=LazyClient("s3"), dynamodb=LazyClient("dynamodb"))
+    s3, dynamodb = LazyClient("s3"), LazyClient("dynamodb")
+    return Stores(
+        source=SourceReader(s3),
+        work=WorkStore(s3, settings.output_bucket, settings.work_prefix),
+        predictions=PredictionStore(s3, settings.output_bucket, settings.predictions_prefix),
+        dead_letters=DeadLetterStore(dynamodb, settings.dead_letter_table),
+        ledger=Ledger(dynamodb, settings.ledger_table),
+    )
 
 
-def build_predictor(settings: Settings) -> Predictor:
+def build_bundles(settings: Settings, *, scoring: bool = False) -> Bundles:
+    """The bundle cache; with `scoring`, it also makes the configured backend's predictor."""
+    store = ModelStore(LazyClient("s3"), settings.model_bucket) if settings.model_bucket else None
+    return Bundles(store, (lambda bundle: build_predictor(settings, bundle)) if scoring else None)
+
+
+def build_predictor(settings: Settings, bundle: Bundle) -> Predictor:
     import boto3
 
-    if settings.predictor_backend == "sagemaker":
-        return SageMakerPredictor(boto3.client("sagemaker-runtime"), settings.sagemaker_endpoint_name)
-    if settings.predictor_backend == "aml":
-        return AmlPredictor(
-            boto3.client("machinelearning"), settings.aml_model_id, settings.aml_predict_endpoint
-        )
-    return EmbeddedPredictor()
+    model = bundle.spec.model
+    if settings.predictor_backend == "sagemaker" or model.kind == "sagemaker":
+        endpoint = model.endpoint if model.kind == "sagemaker" else settings.sagemaker_endpoint_name
+        return SageMakerPredictor(bundle, boto3.client("sagemaker-runtime"), endpoint)
+    if settings.predictor_backend == "aml" or model.kind == "aml":
+        model_id = model.model_id if model.kind == "aml" else settings.aml_model_id
+        endpoint = model.endpoint if model.kind == "aml" else settings.aml_predict_endpoint
+        return AmlPredictor(bundle, boto3.client("machinelearning"), model_id, endpoint)
+    return EmbeddedPredictor(bundle)
 
 
 def log_keys(payload: dict[str, Any]) -> dict[str, str]:
-    """The keys every log line of an invocation carries: which execution, which file."""
+    """The keys every log line of an invocation carries: which execution, which file, which model."""
     source = payload.get("object") or (payload.get("event") or {}).get("detail", {}).get("object", {})
     return {
         "execution_arn": str(payload.get("execution_arn", "")),
         "source_key": str(source.get("key", "")),
+        "model_version": str(payload.get("model_version") or ""),
     }

@@ -33,6 +33,8 @@ class Settings:
     max_file_bytes: int
     chunk_bytes: int
     predictor_backend: Backend
+    model_bucket: str = ""
+    """The model store (see `bundle.store`); empty: serve the packaged default bundle only."""
     sagemaker_endpoint_name: str = ""
     aml_model_id: str = ""
     aml_predict_endpoint: str = ""
@@ -79,6 +81,7 @@ class Settings:
             max_file_bytes=positive_int("PREDICTFLOW_MAX_FILE_BYTES"),
             chunk_bytes=positive_int("PREDICTFLOW_CHUNK_BYTES"),
             predictor_backend=cast(Backend, backend),
+            model_bucket=text("PREDICTFLOW_MODEL_BUCKET", required=False),
             sagemaker_endpoint_name=text(
                 "PREDICTFLOW_SAGEMAKER_ENDPOINT_NAME", required=backend == "sagemaker"
             ),

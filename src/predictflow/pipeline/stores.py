@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn
@@ -54,6 +55,15 @@ def raise_storage_error(error: ClientError | BotoCoreError, what: str) -> NoRetu
             raise StorageUnavailable(f"{what}: {code}") from error
         raise error
     raise StorageUnavailable(f"{what}: {error}") from error
+
+
+@contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """`raise_storage_error` around a block of AWS calls."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise_storage_error(error, what)
 
 
 def uploaded_version(put_response: dict[str, Any]) -> str:
@@ -117,19 +127,29 @@ class SourceReader:
 
     def read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         """Bytes [start, end) of the pinned version."""
+        return self.read_chunk(ref, start, end)[0]
+
+    def read_chunk(self, ref: ObjectRef, start: int, end: int) -> tuple[bytes, dict[str, str]]:
+        """Bytes [start, end) of the pinned version, and the object's user metadata (which the
+        same GET returns at no cost: it may say whether the file has a header)."""
         if end <= start:
-            return b""
+            return b"", {}
         try:
             response = self._s3.get_object(
                 Bucket=ref.bucket, Key=ref.key, Range=f"bytes={start}-{end - 1}", **self._version_args(ref)
             )
-            return bytes(response["Body"].read())
+            return bytes(response["Body"].read()), dict(response.get("Metadata") or {})
         except (ClientError, BotoCoreError) as error:
             raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
 
-    def stream(self, ref: ObjectRef, block_bytes: int = 8 * 1024 * 1024) -> Iterator[bytes]:
+    def stream(
+        self, ref: ObjectRef, block_bytes: int = 8 * 1024 * 1024, metadata: dict[str, str] | None = None
+    ) -> Iterator[bytes]:
+        """The pinned version block by block; `metadata`, when given, receives its user metadata."""
         try:
             response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, **self._version_args(ref))
+            if metadata is not None:
+                metadata.update(response.get("Metadata") or {})
             yield from response["Body"].iter_chunks(block_bytes)
         except (ClientError, BotoCoreError) as error:
             raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
@@ -194,6 +214,14 @@ class PredictionStore:
         key = self.part_key(ref, chunk_index)
         self._put(key, gzip.compress(jsonl.encode(), compresslevel=1, mtime=0), "application/gzip")
         return key
+
+    def delete_part(self, ref: ObjectRef, chunk_index: int) -> None:
+        """Remove a chunk's part (if any): its records were dead-lettered instead."""
+        key = self.part_key(ref, chunk_index)
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{self.bucket}/{key}")
 
     @staticmethod
     def part_lines(body: bytes) -> list[bytes]:
@@ -286,6 +314,17 @@ class DeadLetterStore:
         return item
 
 
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The storage the steps use, built once per container (see `runtime.build_stores`)."""
+
+    source: SourceReader
+    work: WorkStore
+    predictions: PredictionStore
+    dead_letters: DeadLetterStore
+    ledger: Ledger
+
+
 class Ledger:
     """One item per source object version: which execution owns it and how it ended."""
 
@@ -333,6 +372,7 @@ class Ledger:
         counts: dict[str, int],
         compact_predictions: str = "",
         error: str = "",
+        model_version: str = "",
     ) -> None:
         """Record how the file ended: one write, creating the item if it was never claimed."""
         values: dict[str, dict[str, str]] = {
@@ -357,6 +397,9 @@ class Ledger:
         if error:
             values[":error"] = {"S": error}
             assignments.append("error_type = :error")
+        if model_version:
+            values[":model"] = {"S": model_version}
+            assignments.append("model_version = :model")
         try:
             self._dynamodb.update_item(
                 TableName=self._table,

@@ -10,11 +10,9 @@ from typing import Any
 
 from predictflow.pipeline.stores import (
     ENTRY_PREFIX,
-    PART_SUFFIX,
     REPLAY_MARK,
     DeadLetterStore,
     Ledger,
-    ObjectRef,
     PredictionStore,
 )
 
@@ -76,37 +74,29 @@ class Results:
         return sorted(items, key=lambda item: str(item.get("claimed_at", "")))
 
     def prediction_lines(self, key: str, version: str) -> Iterator[bytes]:
-        """Every prediction for one uploaded version as a JSON line, in line order: as stored
-        (S3 parts), or as the same JSON for a small file's predictions on its ledger item."""
+        """Every prediction for one uploaded version as a JSON line, in line order: a small
+        file's lines from its ledger item, a larger one's from the parts its manifest lists.
+
+        The manifest is the commit: a part it does not list (a chunk dead-lettered after a Route
+        attempt wrote it, or an execution still running) is not a prediction yet."""
         outcome = self.file(key, version)
         if outcome and outcome.get("compact_predictions"):
-            from predictflow.pipeline.steps import prediction_entry
-
-            compact = json.loads(outcome["compact_predictions"])
-            ref = ObjectRef(self.names.input_bucket, key, version, version, 0)
-            for line, values, probability, actual in compact["rows"]:
-                entry = prediction_entry(
-                    ref,
-                    line,
-                    values,
-                    probability,
-                    actual,
-                    compact["model_version"],
-                    str(outcome["execution_arn"]),
-                )
-                yield json.dumps(entry, separators=(",", ":")).encode()
+            yield from (line for line in str(outcome["compact_predictions"]).encode().splitlines() if line)
             return
-        folder = f"{self.names.predictions_prefix}{key}/{version}/"
-        paginator = self._s3.get_paginator("list_objects_v2")
-        keys = sorted(
-            item["Key"]
-            for page in paginator.paginate(Bucket=self.names.output_bucket, Prefix=folder)
-            for item in page.get("Contents", [])
-            if item["Key"].endswith(PART_SUFFIX)
-        )
-        for part in keys:
-            body = self._s3.get_object(Bucket=self.names.output_bucket, Key=part)["Body"].read()
-            yield from PredictionStore.part_lines(body)
+        manifest = self.manifest(key, version)
+        for part in manifest["parts"] if manifest else []:
+            data = self._s3.get_object(Bucket=self.names.output_bucket, Key=part)["Body"].read()
+            yield from PredictionStore.part_lines(data)
+
+    def manifest(self, key: str, version: str) -> dict[str, Any] | None:
+        """What Finalize committed for one uploaded version of more than a few records: its
+        source, execution, model version, counts and prediction parts (None until then)."""
+        manifest_key = f"{self.names.predictions_prefix}{key}/{version}/_manifest.json"
+        try:
+            body = self._s3.get_object(Bucket=self.names.output_bucket, Key=manifest_key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        return dict(json.loads(body))
 
     def predictions(self, key: str, version: str) -> Iterator[dict[str, Any]]:
         """Every prediction for one uploaded version, in line order."""

@@ -1,0 +1,57 @@
+"""Data the tests share: the article's record, the Adult bundle, and small builders.
+
+Test modules import from here, never from each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from predictflow.bundle import Bundle, CompiledSchema, default_bundle
+from predictflow.features import Value, decode
+from predictflow.records import ParsedBatch
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+ADULT_DATA = ROOT / "model" / "data" / "adult.data"
+
+ADULT: Bundle = default_bundle()
+SCHEMA: CompiledSchema = ADULT.schema
+FEATURES = SCHEMA.features
+
+ARTICLE = (
+    "22, Local-gov, 108435, Masters, 14, Married-civ-spouse, Prof-specialty, Husband, White, Male, "
+    "0, 0, 80, United-States"
+)
+ARTICLE_VALUES: tuple[Value, ...] = (
+    22, "Local-gov", 108435, "Masters", 14, "Married-civ-spouse", "Prof-specialty", "Husband", "White",
+    "Male", 0, 0, 80, "United-States",
+)  # fmt: skip
+HEADER = ", ".join(SCHEMA.feature_names)
+
+HANDLER_ENVIRONMENT = {
+    "PREDICTFLOW_OUTPUT_BUCKET": "predictflow-output-bucket",
+    "PREDICTFLOW_PREDICTIONS_PREFIX": "predictions/",
+    "PREDICTFLOW_WORK_PREFIX": "work/",
+    "PREDICTFLOW_DEAD_LETTER_TABLE": "dead-letters",
+    "PREDICTFLOW_LEDGER_TABLE": "ledger",
+    "PREDICTFLOW_MAX_FILE_BYTES": "1000000",
+    "PREDICTFLOW_CHUNK_BYTES": "4096",
+    "PREDICTFLOW_PREDICTOR_BACKEND": "embedded",
+    "POWERTOOLS_SERVICE_NAME": "predictflow",
+    "POWERTOOLS_METRICS_NAMESPACE": "predictflow",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+"""What template.yaml gives every function, for a stack of tables and buckets made by hand."""
+
+
+def with_field(index: int, value: str, line: str = ARTICLE) -> str:
+    fields = line.split(", ")
+    fields[index] = value
+    return ", ".join(fields)
+
+
+def rows(batch: ParsedBatch, schema: CompiledSchema = SCHEMA) -> list[tuple[Value, ...]]:
+    """The accepted records' values, in the model's order."""
+    return decode(schema, batch.features)
