@@ -210,6 +210,8 @@ class Deployer:
             "KeySchema": props["KeySchema"],
             "BillingMode": props.get("BillingMode", "PROVISIONED"),
         }
+        if "GlobalSecondaryIndexes" in props:
+            arguments["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         if "SSESpecification" in props:
             arguments["SSESpecification"] = {"Enabled": bool(props["SSESpecification"].get("SSEEnabled"))}
         dynamodb = self._client("dynamodb")
