@@ -21,8 +21,8 @@ stores = build_stores(settings)
 bundles = build_bundles(settings)
 
 ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "route_chunk": lambda event: steps.route_chunk(event, stores, bundles),
-    "dead_letter_chunk": lambda event: steps.dead_letter_chunk(event, stores),
+    "route_chunk": lambda event: steps.route_chunk(event, stores, bundles, settings.replay_prefix),
+    "dead_letter_chunk": lambda event: steps.dead_letter_chunk(event, stores, settings.replay_prefix),
     "dead_letter_file": lambda event: steps.dead_letter_file(event, stores),
     "finalize": lambda event: steps.finalize(event, stores),
 }

@@ -83,9 +83,9 @@ def predict_rows(predictor: Predictor, rows: Sequence[Sequence[Value]]) -> list[
     """
     bundle = predictor.bundle
     features, warnings = encode_values(bundle.schema, rows, unknown_as_missing=True)
-    return predictions_of(
-        bundle, predictor.model_version, answers_of(bundle.spec.target, predictor.scores(features)), warnings
-    )
+    # Every value was checked as it was encoded: the matrix needs no second pass.
+    scores = predictor.scores(features, validated=True)
+    return predictions_of(bundle, predictor.model_version, answers_of(bundle.spec.target, scores), warnings)
 
 
 def predictions_of(

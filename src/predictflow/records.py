@@ -65,16 +65,19 @@ class Layout:
     format: Literal["csv", "jsonl"] = "csv"
     header: tuple[str, ...] | None = None
     """The header row's column names as the file spells them; None for a headerless CSV."""
+    header_line: str | None = None
+    """The header row as the file holds it, so that a replay can put it back above its lines."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "header": list(self.header) if self.header is not None else None}
+        header = list(self.header) if self.header is not None else None
+        return {"format": self.format, "header": header, "header_line": self.header_line}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Layout | None:
         if not data:
             return None
         header = data.get("header")
-        return cls(data["format"], tuple(header) if header is not None else None)
+        return cls(data["format"], tuple(header) if header is not None else None, data.get("header_line"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,7 @@ def detect_layout(first_line: str, schema: CompiledSchema, hint: str | None = No
     except RecordError:
         return Layout("csv")
     if hint == "present" or _looks_like_header(cells, schema):
-        return Layout("csv", tuple(cells))
+        return Layout("csv", tuple(cells), first_line)
     return Layout("csv")
 
 
@@ -399,7 +402,10 @@ def _parse_csv(
     if '"' in "".join(texts):
         widths[[i for i, text in enumerate(texts) if '"' in text]] = 0
     parts: list[ParsedBatch] = []
-    retry: list[int] = np.flatnonzero(~np.isin(widths, list(by_width))).tolist()
+    known_width = np.zeros(len(texts), dtype=bool)
+    for width in by_width:
+        known_width |= widths == width
+    retry: list[int] = np.flatnonzero(~known_width).tolist()
     for width, slots in by_width.items():
         positions = np.flatnonzero(widths == width).tolist()
         if positions:
@@ -436,13 +442,15 @@ def _fast_path(
     matrix = np.empty((count, schema.width), dtype=np.float32)
     if schema.numeric:
         numbers = np.empty((count, len(schema.numeric)), dtype=np.float64)
+        some_missing = False
         for place, index in enumerate(schema.numeric):
             column = flat[column_of[index] :: width]
             numbers[:, place], good = _numeric_column(column, schema, index)
             if good is not None:
                 ok &= good
+                some_missing = True
         inside = (numbers >= schema.minima) & (numbers <= schema.maxima)
-        ok &= (inside | np.isnan(numbers)).all(axis=1)
+        ok &= (inside | np.isnan(numbers) if some_missing else inside).all(axis=1)
         matrix[:, schema.numeric] = numbers
     for index, codes in schema.codes.items():
         column = flat[column_of[index] :: width]
@@ -475,12 +483,17 @@ def _numeric_column(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
     """A numeric column's values, and which are plainly valid (None: all of them)."""
     joined = ",".join(column)
-    integer = schema.features[index].type == "integer"
-    # Beyond 15 digits int64 parsing could overflow and float64 rounds: such values take the
-    # exact per-value path.
-    if all(column) and joined.isascii() and max(map(len, column)) <= 15:
-        if integer and joined.replace(",", "").isdigit():
-            # Every field is plain ASCII digits, so numpy's own parser reads them exactly.
+    spec = schema.features[index]
+    integer = spec.type == "integer"
+    if all(column) and joined.isascii():
+        if (
+            integer
+            and joined.replace(",", "").isdigit()
+            and (spec.range is not None or max(map(len, column)) < 19)
+        ):
+            # Every field is plain ASCII digits, so numpy's own parser reads them exactly. It
+            # clamps a number beyond int64 to its maximum, which any range the bundle format
+            # allows rejects; a field without a range checks the digit count instead.
             return np.fromstring(joined, dtype=np.int64, sep=",").astype(np.float64), None
         if not integer and _PLAIN_NUMBERS.fullmatch(joined):
             values = np.fromstring(joined, dtype=np.float64, sep=",")
@@ -691,6 +704,11 @@ def _merge(parts: list[ParsedBatch], schema: CompiledSchema) -> ParsedBatch:
     rejections = sorted((r for part in parts for r in part.rejections), key=lambda rejection: rejection.line)
     if not parts:
         return ParsedBatch([], np.empty((0, schema.width), dtype=np.float32), rejections=rejections)
+    if len(parts) == 1:
+        # The common case, a chunk of well-formed lines of one width: already in line order.
+        only = parts[0]
+        only.rejections = rejections
+        return only
     lines = [line for part in parts for line in part.lines]
     order = np.argsort(np.array(lines, dtype=np.int64), kind="stable").tolist()
     with_actual = any(part.actual is not None for part in parts)

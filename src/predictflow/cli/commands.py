@@ -210,7 +210,12 @@ def show(ctx: click.Context, execution: str) -> None:
 @click.option("--version", "version_id", help="The object version (default: the latest processed).")
 @click.pass_context
 def results(ctx: click.Context, source_key: str, version_id: str | None) -> None:
-    """The predictions for one file, as JSON lines."""
+    """The predictions for one file, as JSON lines.
+
+    The file's own predictions come first, as stored; then the final predictions of its
+    replayed lines, each with `origin`: the line of this file it stands for and the number of
+    replays (`attempt`) it took.
+    """
     aws = aws_of(ctx)
     if version_id is None:
         processed = [f for f in aws.results.files() if f.get("source_key") == source_key]
@@ -219,6 +224,8 @@ def results(ctx: click.Context, source_key: str, version_id: str | None) -> None
         version_id = str(processed[-1]["pk"]).rsplit("#", 1)[1]
     for line in aws.results.prediction_lines(source_key, version_id):
         click.echo(line)
+    for prediction in aws.results.replayed_predictions(source_key, version_id):
+        click.echo(json.dumps(prediction, separators=(",", ":")))
 
 
 @click.command("dead-letters")
@@ -235,25 +242,32 @@ def dead_letters(ctx: click.Context, error_type: str | None, source_key: str | N
     )
     if as_json:
         for entry in entries:
-            click.echo(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}))
+            click.echo(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk", "origin_key")}))
         return
+    # One row per chain of replays: where the line first came from, where it failed last.
     table = Table(title=f"{len(entries)} dead letters")
-    for column in ("source", "line", "error type", "message", "replayed as"):
+    for column in ("source", "line", "attempts", "error type", "message", "last failed in", "replayed as"):
         table.add_column(column)
     for entry in entries:
-        table.add_row(str(entry["source_key"]), str(entry["line"]), str(entry["error_type"]),
-                      str(entry["error_message"])[:100], str(entry.get("replayed_as", "")))  # fmt: skip
+        origin = entry.get("origin") or {}
+        last = f"{entry['source_key']}:{entry['line']}" if origin else ""
+        table.add_row(
+            str(origin.get("source_key", entry["source_key"])), str(origin.get("line", entry["line"])),
+            str(entry.get("attempts", 1)), str(entry["error_type"]), str(entry["error_message"])[:100],
+            last, str(entry.get("replayed_as", "")),
+        )  # fmt: skip
     console().print(table)
 
 
 @click.command()
 @click.option("--error-type", help="Only entries with this error type.")
-@click.option("--source", "source_key", help="Only entries from this source key.")
+@click.option("--source", "source_key", help="Only entries of chains that started at this source key.")
 @click.option(
     "--fixed",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Submit this corrected records file in place of the selected entries' lines.",
 )
+@click.option("--all", "everything", is_flag=True, help="With --fixed and no filter: take every open entry.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @click.option(
     "--redrive", "redrive_arn", metavar="EXECUTION", help="Redrive a FAILED Standard execution instead."
@@ -261,10 +275,12 @@ def dead_letters(ctx: click.Context, error_type: str | None, source_key: str | N
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the new execution.")
 @click.pass_context
 def replay(ctx: click.Context, error_type: str | None, source_key: str | None, fixed: Path | None,
-           dry_run: bool, redrive_arn: str | None, wait: float) -> None:  # fmt: skip
-    """Re-submit dead-lettered records as a new file through the input prefix.
+           everything: bool, dry_run: bool, redrive_arn: str | None, wait: float) -> None:  # fmt: skip
+    """Re-submit dead-lettered records as new files through the input prefix.
 
-    Each replayed entry is marked, so replaying again does not submit it twice.
+    Each replayed entry is marked, so replaying again, or at the same time, does not
+    submit it twice; a replay stopped at any point hides no entry for longer than its
+    claims' expiry (15 minutes).
     """
     from predictflow.service import replay as replays
 
@@ -273,6 +289,13 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
         started = aws.client("stepfunctions").redrive_execution(executionArn=redrive_arn)
         click.echo(f"redriven {redrive_arn} at {started['redriveDate']}")
         return
+    if fixed is not None and source_key is None and error_type is None and not everything:
+        # One corrected file standing in for every open entry of the table is almost never
+        # what was meant; say so rather than mark them all.
+        raise click.ClickException(
+            "--fixed with no --source or --error-type would stand for every open entry: "
+            "narrow it, or add --all"
+        )
     entries = aws.results.dead_letters(source_key=source_key, error_type=error_type)
     fixed_body = fixed.read_bytes() if fixed else None
     plan = replays.plan(aws.results, entries, fixed_body)
@@ -286,10 +309,80 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
             click.echo(f"would replay {entry['source_key']}:{entry['line']} ({entry['error_type']})")
         click.echo(f"{len(plan.entries)} entries would go to s3://{aws.names.input_bucket}/{plan.key}")
         return
-    taken, version = replays.submit(aws.results, aws.client("s3"), aws.client("dynamodb"), plan, fixed_body)
-    if not taken:
-        click.echo("nothing to replay: another replay took these entries first")
+    if fixed_body is not None and plan.files and not plan.files[0].lines:
+        click.echo(
+            f"note: {fixed} does not hold one line per entry ({len(plan.entries)}), so its lines "
+            "are not linked to the entries one by one",
+            err=True,
+        )
+    with Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("replaying", total=2 * len(plan.entries))
+        try:
+            outcome = replays.submit(
+                aws.results, aws.client("s3"), aws.client("dynamodb"), plan, fixed_body,
+                progress=lambda steps: progress.advance(task, steps),
+            )  # fmt: skip
+        except replays.ReplayRefused as refused:
+            raise click.ClickException(str(refused)) from None
+    if not outcome.taken:
+        click.echo(f"nothing to replay: {outcome.note}")
         return
-    click.echo(f"replayed {len(taken)} entries as s3://{aws.names.input_bucket}/{plan.key}")
-    started_by = _wait_for_claims(aws, [(Path(plan.key), plan.key, version)], wait)
-    click.echo(f"execution: {started_by.get(plan.key, '(not started yet)')}")
+    uploads = [(Path(f.key), f.key, f.version) for f in outcome.uploaded]
+    for replay_file in outcome.uploaded:
+        click.echo(
+            f"replayed {len(replay_file.entries)} entries as s3://{aws.names.input_bucket}/{replay_file.key}"
+        )
+    started_by = _wait_for_claims(aws, uploads, wait)
+    for _, key, _ in uploads:
+        click.echo(f"execution: {started_by.get(key, '(not started yet)')}")
+
+
+@click.group()
+def dlq() -> None:
+    """Events the EventBridge rule could not deliver to the state machine."""
+
+
+def _queue_url(aws: Aws) -> str:
+    url = aws.names.event_dead_letter_queue_url
+    if not url:
+        raise click.ClickException(
+            "this stack has no EventDeadLetterQueueUrl output: deploy the current template"
+        )
+    return url
+
+
+@dlq.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def dlq_list(ctx: click.Context, as_json: bool) -> None:
+    """The undelivered events: object key, version and why delivery failed."""
+    from predictflow.service.dlq import list_undelivered
+
+    aws = aws_of(ctx)
+    messages = list_undelivered(aws.client("sqs"), _queue_url(aws))
+    if as_json:
+        for message in messages:
+            click.echo(json.dumps({"message_id": message.message_id, "key": message.key,
+                                   "version": message.version, "reason": message.reason}))  # fmt: skip
+        return
+    table = Table(title=f"{len(messages)} undelivered events")
+    for column in ("key", "version", "reason"):
+        table.add_column(column)
+    for message in messages:
+        table.add_row(message.key, message.version, message.reason)
+    console().print(table)
+
+
+@dlq.command("redrive")
+@click.pass_context
+def dlq_redrive(ctx: click.Context) -> None:
+    """Start an execution for each undelivered event, as the rule would, then remove it."""
+    from predictflow.service.dlq import redrive
+
+    aws = aws_of(ctx)
+    started = redrive(
+        aws.client("sqs"), aws.client("stepfunctions"), _queue_url(aws), aws.names.state_machine_arn
+    )
+    for message, arn in started:
+        click.echo(f"{message.key} ({message.version}) -> {arn}")
+    click.echo(f"redriven {len(started)} events")

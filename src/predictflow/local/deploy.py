@@ -139,6 +139,8 @@ class Deployer:
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::Events::Rule": self._rule,
             "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::SQS::Queue": self._queue,
+            "AWS::SQS::QueuePolicy": self._queue_policy,
         }
 
     def _bucket(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
@@ -210,6 +212,8 @@ class Deployer:
             "KeySchema": props["KeySchema"],
             "BillingMode": props.get("BillingMode", "PROVISIONED"),
         }
+        if "GlobalSecondaryIndexes" in props:
+            arguments["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         if "SSESpecification" in props:
             arguments["SSESpecification"] = {"Enabled": bool(props["SSESpecification"].get("SSEEnabled"))}
         dynamodb = self._client("dynamodb")
@@ -319,13 +323,30 @@ class Deployer:
             {
                 key: value
                 for key, value in target.items()
-                if key in ("Id", "Arn", "RoleArn", "Input", "InputPath", "RetryPolicy")
+                if key in ("Id", "Arn", "RoleArn", "Input", "InputPath", "RetryPolicy", "DeadLetterConfig")
             }
             for target in props.get("Targets", [])
         ]
         if targets:
             events.put_targets(Rule=name, Targets=targets)
         return name, {"Arn": arn}
+
+    def _queue(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
+        sqs = self._client("sqs")
+        name = props.get("QueueName") or self._physical_name(stack, logical, 80)
+        url = str(sqs.create_queue(QueueName=name, Attributes=_queue_attributes(props))["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        # Ref of a queue is its URL, as in CloudFormation.
+        return url, {"Arn": str(arn), "QueueName": name, "QueueUrl": url}
+
+    def _queue_policy(
+        self, logical: str, props: dict[str, Any], stack: str, *_: Any
+    ) -> tuple[str, dict[str, str]]:
+        sqs = self._client("sqs")
+        document = json.dumps({"Version": "2012-10-17"} | props["PolicyDocument"])
+        for url in props["Queues"]:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": document})
+        return f"{logical}-{self._suffix}", {}
 
     def _alarm(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
         name = props.get("AlarmName") or self._physical_name(stack, logical, 255)
@@ -350,6 +371,12 @@ class Deployer:
         arguments["Threshold"] = float(arguments["Threshold"])
         self._client("cloudwatch").put_metric_alarm(AlarmName=name, **arguments)
         return name, {"Arn": f"arn:aws:cloudwatch:{self._region}:{ACCOUNT_ID}:alarm:{name}"}
+
+
+def _queue_attributes(props: dict[str, Any]) -> dict[str, str]:
+    names = ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout", "KmsMasterKeyId")
+    return {name: str(props[name]).lower() if isinstance(props[name], bool) else str(props[name])
+            for name in names if name in props}  # fmt: skip
 
 
 def _depends_on(spec: dict[str, Any]) -> list[str]:

@@ -35,6 +35,8 @@ class Settings:
     predictor_backend: Backend
     model_bucket: str = ""
     """The model store (see `bundle.store`); empty: serve the packaged default bundle only."""
+    replay_prefix: str = ""
+    """Where `predictflow replay` writes its files; their lines carry the origin of each record."""
     sagemaker_endpoint_name: str = ""
     aml_model_id: str = ""
     aml_predict_endpoint: str = ""
@@ -82,6 +84,7 @@ class Settings:
             chunk_bytes=positive_int("PREDICTFLOW_CHUNK_BYTES"),
             predictor_backend=cast(Backend, backend),
             model_bucket=text("PREDICTFLOW_MODEL_BUCKET", required=False),
+            replay_prefix=text("PREDICTFLOW_REPLAY_PREFIX", required=False),
             sagemaker_endpoint_name=text(
                 "PREDICTFLOW_SAGEMAKER_ENDPOINT_NAME", required=backend == "sagemaker"
             ),

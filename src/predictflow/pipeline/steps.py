@@ -161,10 +161,15 @@ def predict(payload: dict[str, Any], stores: Stores, bundles: Bundles) -> tuple[
     return envelope, len(answers)
 
 
-def route_chunk(payload: dict[str, Any], stores: Stores, bundles: Bundles) -> dict[str, Any]:
+def route_chunk(
+    payload: dict[str, Any], stores: Stores, bundles: Bundles, replay_prefix: str = ""
+) -> dict[str, Any]:
     """Write the chunk's outcomes: its dead letters first, then its predictions, so that a Route
     that fails part-way has made no prediction visible (the manifest, written by Finalize, is
-    what makes a part count; see `dead_letter_chunk` for the other half)."""
+    what makes a part count; see `dead_letter_chunk` for the other half).
+
+    A line of a replay file carries its `origin`, the upload and line it first came from, on its
+    prediction or its new dead letter."""
     ref = ObjectRef.from_dict(payload["object"])
     execution_arn = payload["execution_arn"]
     chunk = payload["chunk"]
@@ -177,8 +182,9 @@ def route_chunk(payload: dict[str, Any], stores: Stores, bundles: Bundles) -> di
     if len(answers) != len(lines):
         raise ValueError(f"{len(answers)} answers for {len(lines)} records: the batches do not match")
     at = now()
-    dead = [_rejection_entry(ref, rejection, execution_arn, at) for rejection in batch["rejections"]]
-    stores.dead_letters.put(dead)
+    origins = _origins(stores, ref, replay_prefix)
+    dead = [_rejection_entry(ref, rejection, execution_arn, at, origins) for rejection in batch["rejections"]]
+    stores.dead_letters.put(dead, header=(batch.get("layout") or {}).get("header_line"))
     jsonl = prediction_lines(
         bundle.spec.target,
         scored["model_version"],
@@ -186,6 +192,7 @@ def route_chunk(payload: dict[str, Any], stores: Stores, bundles: Bundles) -> di
         answers,
         ids=batch.get("ids"),
         actual=batch.get("actual"),
+        origins=origins,
     )
     counts: dict[str, Any] = {}
     if _is_whole_small_file(ref, chunk, len(lines)):
@@ -199,9 +206,29 @@ def route_chunk(payload: dict[str, Any], stores: Stores, bundles: Bundles) -> di
     return counts | _counts(chunk, records=len(lines) + len(dead), predicted=len(lines), dead=len(dead))
 
 
-def _rejection_entry(ref: ObjectRef, rejection: list[Any], execution_arn: str, at: str) -> DeadLetter:
-    line, raw, error_type, message, *_ = rejection
-    return DeadLetter(ref.bucket, ref.key, ref.version_id, line, raw, error_type, message, execution_arn, at)
+def _origins(stores: Stores, ref: ObjectRef, replay_prefix: str) -> dict[int, dict[str, Any]]:
+    if not replay_prefix or not ref.key.startswith(replay_prefix):
+        return {}
+    return stores.dead_letters.origins(ref.bucket, ref.key)
+
+
+def _rejection_entry(
+    ref: ObjectRef, rejection: list[Any], execution_arn: str, at: str, origins: dict[int, dict[str, Any]]
+) -> DeadLetter:
+    line, raw, error_type, message, *rest = rejection
+    return DeadLetter(
+        ref.bucket,
+        ref.key,
+        ref.version_id,
+        line,
+        raw,
+        error_type,
+        message,
+        execution_arn,
+        at,
+        origin=origins.get(line),
+        raw_base64=rest[0] if rest else None,
+    )
 
 
 def _is_whole_small_file(ref: ObjectRef, chunk: dict[str, Any], predicted: int) -> bool:
@@ -226,7 +253,7 @@ def _error_of(state: dict[str, Any]) -> tuple[str, str]:
     return str(error.get("Error", "Unknown")), str(error.get("Cause", ""))[:2000]
 
 
-def dead_letter_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
+def dead_letter_chunk(payload: dict[str, Any], stores: Stores, replay_prefix: str = "") -> dict[str, Any]:
     """A chunk whose step failed for good: dead-letter each of its records with that error.
 
     If the chunk was validated, its records are known one by one, and each entry carries the
@@ -258,6 +285,7 @@ def dead_letter_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]
         return _counts(chunk, records=0, predicted=0, dead=1, failed=1)
     batch = stores.work.unstash(validated["batch"])
     raw_lines = _raw_lines(stores, ref, chunk)
+    origins = _origins(stores, ref, replay_prefix)
     entries = [
         DeadLetter(
             ref.bucket,
@@ -269,10 +297,11 @@ def dead_letter_chunk(payload: dict[str, Any], stores: Stores) -> dict[str, Any]
             f"not predicted: {cause}",
             execution_arn,
             at,
+            origin=origins.get(line),
         )
         for line in batch["lines"]
-    ] + [_rejection_entry(ref, rejection, execution_arn, at) for rejection in batch["rejections"]]
-    stores.dead_letters.put(entries)
+    ] + [_rejection_entry(ref, rejection, execution_arn, at, origins) for rejection in batch["rejections"]]
+    stores.dead_letters.put(entries, header=(batch.get("layout") or {}).get("header_line"))
     return _counts(chunk, records=len(entries), predicted=0, dead=len(entries), failed=1)
 
 

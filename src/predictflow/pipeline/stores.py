@@ -236,7 +236,13 @@ class PredictionStore:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One record (or, with line 0, a whole file) that did not become a prediction."""
+    """One record (or, with line 0, a whole file) that did not become a prediction.
+
+    `origin` is set for a line of a replay file: where the line first came from
+    (`{"source_key", "version_id", "line", "attempt"}`, as `DeadLetterStore.origins` gives
+    it). `raw_base64` holds the line's original bytes when they were not UTF-8, so that a
+    replay can submit those bytes rather than the escaped text in `raw`.
+    """
 
     source_bucket: str
     source_key: str
@@ -247,18 +253,61 @@ class DeadLetter:
     error_message: str
     execution_arn: str
     time: str
+    origin: dict[str, Any] | None = None
+    raw_base64: str | None = None
 
     @property
     def source(self) -> str:
         return DeadLetterStore.partition(self.source_bucket, self.source_key, self.version_id)
 
+    @property
+    def origin_key(self) -> str:
+        """The key of the upload this line's chain of replays started from."""
+        return str(self.origin["source_key"]) if self.origin else self.source_key
+
 
 ENTRY_PREFIX: Final = "line#"
 REPLAY_MARK: Final = "replayed#"
+HEADER_SORT_KEY: Final = "header"
+LINEAGE_PREFIX: Final = "lineage#"
+BY_ERROR_TYPE: Final = "ByErrorType"
+"""GSI: error_type, time. Entries and replay marks carry both, lineage and header items not."""
+BY_ORIGIN_KEY: Final = "ByOriginKey"
+"""GSI: origin_key (the key a chain of replays started from), sk. Entries and marks only."""
+
+
+def typed(value: Any) -> dict[str, Any]:
+    """A plain value as a DynamoDB attribute value (the few kinds this table holds)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, dict):
+        return {"M": {name: typed(inner) for name, inner in value.items()}}
+    return {"S": str(value)}
+
+
+def plain(value: dict[str, Any]) -> Any:
+    """The inverse of `typed` for one attribute value."""
+    ((kind, inner),) = value.items()
+    if kind == "N":
+        return int(inner)
+    if kind == "M":
+        return {name: plain(item) for name, item in inner.items()}
+    if kind == "NULL":
+        return None
+    return inner
 
 
 class DeadLetterStore:
-    """A DynamoDB table: partition = source object version, sort = line (zero-padded)."""
+    """A DynamoDB table: partition = source object version, sort = line (zero-padded).
+
+    Beside the entries (`line#…`), a partition may hold the source's header row (`header`)
+    and replay marks (`replayed#…`); `lineage#s3://bucket/replay-key` partitions map each
+    line of a replay file to the line of the upload it came from.
+    """
 
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._dynamodb = dynamodb
@@ -277,12 +326,40 @@ class DeadLetterStore:
     def partition(bucket: str, key: str, version_id: str | None) -> str:
         return f"s3://{bucket}/{key}#{version_id or ''}"
 
-    def put(self, entries: Sequence[DeadLetter]) -> int:
-        """Record entries; the same (source, line) written again replaces itself."""
+    @staticmethod
+    def lineage_partition(bucket: str, replay_key: str) -> str:
+        return f"{LINEAGE_PREFIX}s3://{bucket}/{replay_key}"
+
+    def put(self, entries: Sequence[DeadLetter], header: str | None = None) -> int:
+        """Record entries; the same (source, line) written again replaces itself.
+
+        `header` is the source's raw header row, when it had one: it is kept once per
+        partition (sort key `header`), so that a replay can put it back above the lines.
+        """
         items = [self._item(entry) for entry in entries]
+        if header is not None:
+            for partition in sorted({entry.source for entry in entries}):
+                items.append({"pk": {"S": partition}, "sk": {"S": HEADER_SORT_KEY}, "raw": {"S": header}})
         for start in range(0, len(items), 25):
             self._batch_write(items[start : start + 25])
-        return len(items)
+        return len(entries)
+
+    def origins(self, bucket: str, replay_key: str) -> dict[int, dict[str, Any]]:
+        """Line of the replay file `replay_key` -> where that line first came from:
+        `{"source_key", "version_id", "line", "attempt"}` of the original upload, `attempt`
+        counting the replays (1 for the first). Empty for a key that is not a replay file."""
+        pages = self._dynamodb.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": self.lineage_partition(bucket, replay_key)}},
+            ConsistentRead=True,
+        )
+        found: dict[int, dict[str, Any]] = {}
+        for page in pages:
+            for item in page.get("Items", []):
+                origin = {name: plain(item[name]) for name in ("source_key", "version_id", "line", "attempt")}
+                found[int(item["sk"]["S"].removeprefix(ENTRY_PREFIX))] = origin
+        return found
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
         request = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
@@ -302,6 +379,7 @@ class DeadLetterStore:
             "sk": {"S": self.sort_key(entry.line)},
             "source_bucket": {"S": entry.source_bucket},
             "source_key": {"S": entry.source_key},
+            "origin_key": {"S": entry.origin_key},
             "line": {"N": str(entry.line)},
             "raw": {"S": entry.raw},
             "error_type": {"S": entry.error_type},
@@ -311,6 +389,10 @@ class DeadLetterStore:
         }
         if entry.version_id:
             item["version_id"] = {"S": entry.version_id}
+        if entry.origin:
+            item["origin"] = typed(dict(entry.origin))
+        if entry.raw_base64 is not None:
+            item["raw_base64"] = {"S": entry.raw_base64}
         return item
 
 

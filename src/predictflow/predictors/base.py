@@ -36,9 +36,10 @@ class Predictor(Protocol):
     @property
     def model_version(self) -> str: ...
 
-    def scores(self, features: FeatureMatrix) -> Scores:
+    def scores(self, features: FeatureMatrix, *, validated: bool = False) -> Scores:
         """One row of scores per row of `features`: (n, labels) for a classifier, (n, 1) for a
-        regression."""
+        regression. The matrix is checked against the schema first (`check_matrix`) unless the
+        caller has just built it from validated values (`validated=True`)."""
         ...
 
 
@@ -53,9 +54,10 @@ class RowPredictor:
     def bundle(self) -> Bundle:
         return self._bundle
 
-    def scores(self, features: FeatureMatrix) -> Scores:
+    def scores(self, features: FeatureMatrix, *, validated: bool = False) -> Scores:
         schema = self._bundle.schema
-        check_matrix(schema, features)
+        if not validated:
+            check_matrix(schema, features)
         rows = decode(schema, features)
         answers = self._score_rows(rows) if rows else []
         return scores_from_answers(self._bundle, answers, self._name)

@@ -39,8 +39,9 @@ class EmbeddedPredictor:
     def model_version(self) -> str:
         return self._bundle.model_version
 
-    def scores(self, features: FeatureMatrix) -> Scores:
-        check_matrix(self._bundle.schema, features)
+    def scores(self, features: FeatureMatrix, *, validated: bool = False) -> Scores:
+        if not validated:
+            check_matrix(self._bundle.schema, features)
         if len(features) == 0:
             return np.empty((0, self._width), dtype=np.float64)
         (scores,) = self._session.run(self._outputs, {self._input: features})
