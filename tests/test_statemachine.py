@@ -257,3 +257,18 @@ def test_a_large_file_is_chunked_and_every_record_is_accounted_for(stack: LocalS
     assert len(history) < 25_000
     largest_state = max(len(json.dumps(e, default=str)) for e in history)
     assert largest_state < 256 * 1024
+
+
+@pytest.mark.parametrize(
+    ("long_line", "expected"),
+    [(b"\r" * 300_000, [(3, "LineTooLong")]), (b" \t" * 150_000, [])],
+    ids=["carriage-returns", "blank"],
+)
+def test_a_line_far_longer_than_a_chunk_is_read_as_a_stream_and_its_neighbours_scored(
+    stack: LocalStack, long_line: bytes, expected: list[tuple[int, str]]
+) -> None:
+    body = f"{ARTICLE}\n{ARTICLE}\n".encode() + long_line + f"\n{ARTICLE}\n".encode()
+    run = Run(stack, body)
+    assert run.status == "SUCCEEDED"
+    assert [p["line"] for p in run.predictions()] == [1, 2, 4]
+    assert [(d["line"], d["error_type"]) for d in run.dead_letters()] == expected

@@ -25,6 +25,8 @@ ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dead_letter_chunk": lambda event: steps.dead_letter_chunk(event, stores, settings.replay_prefix),
     "dead_letter_file": lambda event: steps.dead_letter_file(event, stores),
     "finalize": lambda event: steps.finalize(event, stores),
+    "close_unfinished_file": lambda event: steps.close_unfinished_file(event, stores),
+    "execution_ended": lambda event: steps.execution_ended(event, stores),
 }
 
 
@@ -32,7 +34,8 @@ ACTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    action = event["action"]
+    # The state machine names an action; EventBridge's execution status events carry none.
+    action = "execution_ended" if event.get("detail-type") == steps.EXECUTION_ENDED else event["action"]
     logger.append_keys(**log_keys(event), action=action)
     result = ACTIONS[action](event)
     counts = {k: v for k, v in result.items() if k in ("status", "records", "predicted", "dead_lettered")}

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
@@ -169,3 +170,27 @@ def test_info_logs_carry_no_record_content(stack: LocalStack, capsys: pytest.Cap
         assert value not in logged
     for secret in ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key", "testing"):
         assert secret not in logged
+
+
+@pytest.mark.parametrize("records", [3, 12], ids=["on-the-ledger", "in-parts"])
+def test_a_source_key_near_s3s_limit_still_gets_outputs_that_fit(stack: LocalStack, records: int) -> None:
+    prefix = f"{stack.outputs['InputPrefix']}long/"
+    key = prefix + "k" * (1020 - len(prefix.encode())) + ".csv"  # 1,024 bytes: the longest S3 allows
+    assert len(key.encode()) == 1024
+    body = "".join(f"{ARTICLE}\n" for _ in range(records)).encode()
+    key, version, execution = upload(stack, body, key)
+    assert execution["status"] == "SUCCEEDED"
+    predictions, dead = outcome(stack, key, version)
+    assert ([p["line"] for p in predictions], dead) == (list(range(1, records + 1)), [])
+    if records > 3:
+        manifest = stack.results().manifest(key, version)
+        assert manifest is not None
+        assert manifest["source_key"] == key
+        assert all(len(part.encode()) <= 1024 for part in manifest["parts"])
+
+
+def test_the_local_stack_refuses_a_key_longer_than_s3_allows(stack: LocalStack) -> None:
+    s3 = stack.client("s3")
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=stack.outputs["InputBucketName"], Key="x" * 1025, Body=b"")
+    assert refused.value.response["Error"]["Code"] == "KeyTooLongError"

@@ -32,10 +32,14 @@ def stack() -> Iterator[LocalStack]:
 
 
 class Faults:
-    """Fails the first `count` calls of one S3 operation made from a Lambda thread."""
+    """Fails the first `count` calls of one operation (S3 unless `service` says) made from a
+    Lambda thread."""
 
-    def __init__(self, operation: str, count: int, code: str = "SlowDown", status: int = 503) -> None:
+    def __init__(
+        self, operation: str, count: int, code: str = "SlowDown", status: int = 503, service: str = "s3"
+    ) -> None:
         self.operation, self.left, self.code, self.status = operation, count, code, status
+        self.service = service
         self.raised = 0
         self.lock = threading.Lock()
 
@@ -60,7 +64,7 @@ def inject(faults: Faults) -> None:
     boto3.setup_default_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
-    session.events.register(f"before-call.s3.{faults.operation}", faults)
+    session.events.register(f"before-call.{faults.service}.{faults.operation}", faults)
 
 
 def failures(stack: LocalStack, arn: str) -> list[str]:

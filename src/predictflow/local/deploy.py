@@ -141,6 +141,7 @@ class Deployer:
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::SQS::Queue": self._queue,
             "AWS::SQS::QueuePolicy": self._queue_policy,
+            "AWS::Lambda::Permission": self._permission,
         }
 
     def _bucket(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
@@ -330,6 +331,15 @@ class Deployer:
         if targets:
             events.put_targets(Rule=name, Targets=targets)
         return name, {"Arn": arn}
+
+    def _permission(
+        self, logical: str, props: dict[str, Any], stack: str, *_: Any
+    ) -> tuple[str, dict[str, str]]:
+        arguments = {"StatementId": logical, "Action": props["Action"], "Principal": props["Principal"]}
+        if "SourceArn" in props:
+            arguments["SourceArn"] = props["SourceArn"]
+        self._client("lambda").add_permission(FunctionName=props["FunctionName"], **arguments)
+        return f"{logical}-{self._suffix}", {}
 
     def _queue(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
         sqs = self._client("sqs")

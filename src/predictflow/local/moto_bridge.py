@@ -24,6 +24,13 @@ state machine target. This module fills exactly those gaps:
    one enum, and its package import loads all of moto's EC2 (another third of the start-up).
 7. The interpreter parses each JSONPath once (speed only): it builds a new PLY parser for
    every path it evaluates, several milliseconds each, most of its own time on a large file.
+8. An execution that ends FAILED, TIMED_OUT or ABORTED puts the "Step Functions Execution
+   Status Change" event on the default bus, as Step Functions does for Standard workflows;
+   moto emits none.
+9. EventBridge delivery to `lambda` targets: the function is invoked asynchronously with the
+   event, as EventBridge does; moto delivers to no Lambda target.
+10. S3 refuses a key longer than 1,024 UTF-8 bytes (`KeyTooLongError`), as AWS does; moto
+    stores it, so a test would pass here that fails on AWS.
 
 And one addition to aws-lambda-powertools, for concurrent invocations in one process:
 `isolate_powertools_log_keys` gives each invocation its own copy of the Logger's keys
@@ -63,6 +70,7 @@ from typing import Any, Final
 import moto
 
 MOTO_VERSION: Final = "5.2.5"
+S3_KEY_BYTES: Final = 1024
 LOG = logging.getLogger("predictflow.local")
 
 
@@ -534,10 +542,12 @@ class MotoBridge:
         def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
             if not rule.event_pattern.matches_event(original_event):
                 return
-            others = [t for t in rule.targets if t["Arn"].split(":")[2] != "states"]
+            others = [t for t in rule.targets if t["Arn"].split(":")[2] not in ("states", "lambda")]
             for target in rule.targets:
                 if target["Arn"].split(":")[2] == "states":
                     bridge._start_execution(rule, target, original_event)
+                elif target["Arn"].split(":")[2] == "lambda":
+                    bridge._invoke_async(target["Arn"], original_event)
             if others:
                 shallow = copy.copy(rule)
                 shallow.targets = others
@@ -551,6 +561,7 @@ class MotoBridge:
         def terminated(communication: Any) -> None:
             original_terminated(communication)
             execution = communication.execution
+            bridge._emit_status_change(execution)
             for listener in bridge._finish_listeners:
                 listener(execution.exec_arn, execution.exec_status.value)
 
@@ -590,6 +601,19 @@ class MotoBridge:
         original_parsers = {module: module.parse for module in (json_path, result_path)}
         for module, parse in original_parsers.items():
             module.parse = functools.lru_cache(maxsize=1024)(parse)  # type: ignore[attr-defined]
+
+        from moto.s3.exceptions import S3ClientError
+        from moto.s3.models import S3Backend
+
+        original_put_object = S3Backend.put_object
+
+        def put_object(backend: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+            if len(key_name.encode()) > S3_KEY_BYTES:
+                raise S3ClientError("KeyTooLongError", "Your key is too long")
+            return original_put_object(backend, bucket_name, key_name, *args, **kwargs)
+
+        S3Backend.put_object = put_object  # type: ignore[method-assign, assignment]
+        self._undo.append(lambda: setattr(S3Backend, "put_object", original_put_object))
 
         for cls in originals:
             cls.invoke = invoke  # type: ignore[method-assign, assignment]
@@ -638,6 +662,42 @@ class MotoBridge:
             LOG.exception(message)
             self.delivery_errors.append(message)
             raise
+
+    def _emit_status_change(self, execution: Any) -> None:
+        """Gap 8: the event Step Functions puts on the default bus when a Standard execution
+        ends other than SUCCEEDED (the fields a rule or its target reads)."""
+        status = execution.exec_status.value
+        if status not in ("FAILED", "TIMED_OUT", "ABORTED"):
+            return
+        from moto.events.models import events_backends
+
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine.arn,
+            "name": execution.name,
+            "status": status,
+            "input": json.dumps(execution.input_data) if execution.input_data is not None else None,
+            "error": execution.error,
+            "cause": execution.cause,
+        }
+        events_backends[execution.account_id][execution.region_name].put_events(
+            [
+                {
+                    "Source": "aws.states",
+                    "DetailType": "Step Functions Execution Status Change",
+                    "Detail": json.dumps(detail, default=str),
+                    "Resources": [execution.exec_arn],
+                }
+            ]
+        )
+
+    def _invoke_async(self, function_arn: str, event: Any) -> None:
+        """Gap 9: EventBridge invokes a Lambda target asynchronously; its result goes nowhere."""
+        name = function_arn.split(":")[6]
+        if not self.invoker.knows(name):
+            self.delivery_errors.append(f"EventBridge target {function_arn} is not a function of the stack")
+            return
+        threading.Thread(target=self.invoker.invoke, args=(name, copy.deepcopy(event)), daemon=True).start()
 
     def close(self) -> None:
         while self._undo:

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from predictflow.errors import FileTooLarge, MalformedEvent
+from predictflow.errors import FileTooLarge, MalformedEvent, RejectReason
 from predictflow.pipeline.bundles import Bundles
 from predictflow.pipeline.chunks import plan_chunks
 from predictflow.pipeline.payloads import ScoredBatch, ValidatedBatch, matrix_from_text, matrix_to_text
@@ -29,7 +29,11 @@ from predictflow.pipeline.stores import DeadLetter, ObjectRef, Stores, now
 from predictflow.predictions import answers_of, prediction_lines
 from predictflow.records import (
     HEADER_HINT,
+    MAX_LINE_CHARS,
+    RAW_EXCERPT_CHARS,
     Layout,
+    ParsedBatch,
+    Rejection,
     detect_layout,
     first_record_line,
     header_slots,
@@ -41,6 +45,9 @@ SMALL_FILE_RECORDS: Final = 3
 """A file of at most this many records keeps its prediction lines on its ledger item (see
 `route_chunk`), which stays within one DynamoDB write unit; larger files get JSON-lines parts in
 S3 and a manifest."""
+
+MAX_LINE_BYTES: Final = 4 * MAX_LINE_CHARS
+"""A line longer than this in bytes is longer than a record may be in characters."""
 
 HEAD_BYTES: Final = 64 * 1024
 """How much of a file Fetch reads to find its layout (the first non-blank line)."""
@@ -108,8 +115,12 @@ def validate(
     ref = ObjectRef.from_dict(payload["object"])
     chunk = payload["chunk"]
     bundle = bundles.bundle(payload["model_version"])
-    data, metadata = stores.source.read_chunk(ref, int(chunk["start"]), int(chunk["end"]))
     first_line = int(chunk["first_line"])
+    if chunk.get("single_line") and int(chunk["end"]) - int(chunk["start"]) > MAX_LINE_BYTES:
+        batch = _long_line(stores, ref, chunk, bundle.schema.width)
+        batch.layout = Layout.from_dict(payload.get("layout"))
+        return _stash_validated(payload, batch, stores)
+    data, metadata = stores.source.read_chunk(ref, int(chunk["start"]), int(chunk["end"]))
     batch = parse_chunk(
         data,
         bundle.schema,
@@ -117,6 +128,12 @@ def validate(
         layout=Layout.from_dict(payload.get("layout")),
         header_hint=metadata.get(HEADER_HINT),
     )
+    return _stash_validated(payload, batch, stores)
+
+
+def _stash_validated(
+    payload: dict[str, Any], batch: ParsedBatch, stores: Stores
+) -> tuple[dict[str, Any], dict[str, int]]:
     out: ValidatedBatch = {
         "lines": batch.lines,
         "features": matrix_to_text(batch.features),
@@ -139,7 +156,32 @@ def validate(
     if batch.ignored_columns:
         out["ignored_columns"] = list(batch.ignored_columns)
     counts = {"valid": len(batch), "rejected": len(batch.rejections)}
-    return stores.work.stash(dict(out), _stash_name(payload["execution_arn"], chunk, "validated")), counts
+    return stores.work.stash(
+        dict(out), _stash_name(payload["execution_arn"], payload["chunk"], "validated")
+    ), counts
+
+
+def _long_line(stores: Stores, ref: ObjectRef, chunk: dict[str, Any], width: int) -> ParsedBatch:
+    """A chunk that is one line too long to be a record, read as a stream: memory stays bounded
+    by a block, whatever the line's size. It is blank (no record) or one LineTooLong rejection."""
+    start, end = int(chunk["start"]), int(chunk["end"])
+    head, tail = b"", b""
+    content = 0  # bytes other than spaces and tabs, the line break included
+    for block in stores.source.stream(ref, 1024 * 1024, byte_range=(start, end)):
+        if len(head) < RAW_EXCERPT_CHARS:
+            head += block[: RAW_EXCERPT_CHARS - len(head)]
+        content += len(block.translate(None, b" \t"))
+        tail = (tail + block)[-2:]
+    line_break = 2 if tail == b"\r\n" else 1 if tail.endswith(b"\n") else 0
+    empty = np.empty((0, width), dtype=np.float32)
+    if content == line_break:  # blank: nothing but spaces and tabs (see records.is_blank)
+        return ParsedBatch([], empty)
+    line = int(chunk["first_line"])
+    message = f"line has {end - start} bytes; a record has at most {MAX_LINE_CHARS} characters"
+    excerpt_text = head.decode("utf-8", errors="backslashreplace") + "…"
+    return ParsedBatch(
+        [], empty, rejections=[Rejection(line, excerpt_text, RejectReason.LINE_TOO_LONG, message)]
+    )
 
 
 def predict(payload: dict[str, Any], stores: Stores, bundles: Bundles) -> tuple[dict[str, Any], int]:
@@ -395,3 +437,60 @@ def finalize(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
         model_version=str(payload.get("model_version") or ""),
     )
     return summary | {"dead_letters_written": written}
+
+
+EXECUTION_ENDED: Final = "Step Functions Execution Status Change"
+"""The EventBridge detail-type Step Functions emits when a Standard execution ends."""
+
+_ENDED_AS: Final = {
+    "FAILED": "ExecutionFailed",
+    "TIMED_OUT": "ExecutionTimedOut",
+    "ABORTED": "ExecutionAborted",
+}
+
+
+def close_unfinished_file(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
+    """The chunks or Finalize failed past their retries (the state machine's Catch): close the
+    file's ledger item and dead-letter the file whole, naming the error."""
+    ref = ObjectRef.from_dict(payload["object"])
+    error_type, cause = _error_of(payload)
+    message = (
+        f"the file's execution failed before its outcome was recorded ({error_type}: {cause}); "
+        "its chunks' outputs are not committed: redrive the execution, or replay the file with --fixed"
+    )
+    written = _close(stores, ref, payload["execution_arn"], "FAILED", "FileNotFinished", message)
+    return {"source_key": ref.key, "dead_letters_written": written}
+
+
+def execution_ended(event: dict[str, Any], stores: Stores) -> dict[str, Any]:
+    """An execution ended FAILED, TIMED_OUT or ABORTED (EventBridge): if its file is still
+    RUNNING in the ledger, no state of the execution closed it, so close it here. A file that
+    Finalize, a Catch or the dead-letter path already closed is left as it is."""
+    detail = event["detail"]
+    status = str(detail["status"])
+    try:
+        ref = ObjectRef.from_event(json.loads(detail.get("input") or "{}"))
+    except (MalformedEvent, ValueError):
+        return {"source_key": "", "dead_letters_written": 0}
+    error_type = _ENDED_AS.get(status, "ExecutionFailed")
+    reason = f"{detail.get('error') or status}: {detail.get('cause') or ''}".rstrip(": ")
+    message = (
+        f"the execution ended {status} before the file's outcome was recorded ({reason[:1500]}); "
+        "redrive the execution (Standard), or replay the file with --fixed"
+    )
+    written = _close(stores, ref, str(detail["executionArn"]), status, error_type, message)
+    return {"source_key": ref.key, "dead_letters_written": written}
+
+
+def _close(
+    stores: Stores, ref: ObjectRef, execution_arn: str, status: str, error_type: str, message: str
+) -> int:
+    """Close a file that no Finalize closed: the whole file becomes one dead letter, and a
+    manifest Finalize may have written before it failed is removed, so that no reader sees
+    its records both predicted and dead-lettered."""
+    if not stores.ledger.close_unfinished(ref, execution_arn, status, error_type):
+        return 0
+    stores.predictions.delete_manifest(ref)
+    entry = DeadLetter(ref.bucket, ref.key, ref.version_id, 0, "", error_type, message, execution_arn, now())
+    stores.dead_letters.put([entry])
+    return 1

@@ -8,6 +8,7 @@ retried or duplicated step overwrites what it wrote before instead of adding to 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -143,11 +144,19 @@ class SourceReader:
             raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
 
     def stream(
-        self, ref: ObjectRef, block_bytes: int = 8 * 1024 * 1024, metadata: dict[str, str] | None = None
+        self,
+        ref: ObjectRef,
+        block_bytes: int = 8 * 1024 * 1024,
+        metadata: dict[str, str] | None = None,
+        byte_range: tuple[int, int] | None = None,
     ) -> Iterator[bytes]:
-        """The pinned version block by block; `metadata`, when given, receives its user metadata."""
+        """The pinned version (or bytes [start, end) of it) block by block; `metadata`, when
+        given, receives its user metadata."""
+        extra = self._version_args(ref)
+        if byte_range is not None:
+            extra["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
         try:
-            response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, **self._version_args(ref))
+            response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, **extra)
             if metadata is not None:
                 metadata.update(response.get("Metadata") or {})
             yield from response["Body"].iter_chunks(block_bytes)
@@ -185,6 +194,23 @@ class WorkStore:
         return dict(json.loads(body))
 
 
+S3_KEY_BYTES: Final = 1024
+"""S3's limit on a key's length, in UTF-8 bytes."""
+
+LONGEST_PART_NAME: Final = len(f"part-99999{PART_SUFFIX}")
+LONG_KEYS_FOLDER: Final = "_long-keys/"
+
+
+def prediction_folder(prefix: str, key: str, version: str) -> str:
+    """Where one uploaded version's predictions go: `<prefix><key>/<version>/`, readable next
+    to its source, unless that would push a part's key past S3's 1,024 bytes; then
+    `<prefix>_long-keys/<sha256 of the key>/<version>/` (the manifest names the source key)."""
+    folder = f"{prefix}{key}/{version}/"
+    if len(folder.encode()) + LONGEST_PART_NAME <= S3_KEY_BYTES:
+        return folder
+    return f"{prefix}{LONG_KEYS_FOLDER}{hashlib.sha256(key.encode()).hexdigest()}/{version}/"
+
+
 class PredictionStore:
     """JSON-lines prediction files, one per chunk, plus a manifest per source object."""
 
@@ -194,7 +220,7 @@ class PredictionStore:
         self._prefix = prefix
 
     def folder(self, ref: ObjectRef) -> str:
-        return f"{self._prefix}{ref.key}/{ref.output_id}/"
+        return prediction_folder(self._prefix, ref.key, ref.output_id)
 
     def part_key(self, ref: ObjectRef, chunk_index: int) -> str:
         return f"{self.folder(ref)}part-{chunk_index:05d}{PART_SUFFIX}"
@@ -227,6 +253,14 @@ class PredictionStore:
     def part_lines(body: bytes) -> list[bytes]:
         """The JSON lines of one part, as stored by `write_part`."""
         return [line for line in gzip.decompress(body).splitlines() if line]
+
+    def delete_manifest(self, ref: ObjectRef) -> None:
+        """Un-commit a file's outcome (it ended without one): its parts are no longer read."""
+        key = self.manifest_key(ref)
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as error:
+            raise_storage_error(error, f"s3://{self.bucket}/{key}")
 
     def write_manifest(self, ref: ObjectRef, manifest: dict[str, Any]) -> str:
         key = self.manifest_key(ref)
@@ -445,6 +479,38 @@ class Ledger:
             TableName=self._table, Key={"pk": {"S": ref.identity}}, ConsistentRead=True
         )
         return str(holder["Item"]["execution_arn"]["S"])
+
+    def close_unfinished(self, ref: ObjectRef, execution_arn: str, status: str, error: str) -> bool:
+        """Close the item of a file whose execution ended before Finalize recorded its outcome.
+
+        Conditional: only this execution's item, only while it is RUNNING (or already closed by
+        this same call, so that a retried close still reports True and its dead letter is
+        written). Returns False when the file was already closed some other way."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": ref.identity}},
+                UpdateExpression="SET #status = :status, finished_at = :at, error_type = :error",
+                ConditionExpression=(
+                    "execution_arn = :arn"
+                    " AND (#status = :running OR (#status = :status AND error_type = :error))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": {"S": status},
+                    ":error": {"S": error},
+                    ":running": {"S": "RUNNING"},
+                    ":arn": {"S": execution_arn},
+                    ":at": {"S": now()},
+                },
+            )
+            return True
+        except ClientError as failure:
+            if failure.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise_storage_error(failure, f"dynamodb:{self._table}")
+        except BotoCoreError as failure:
+            raise_storage_error(failure, f"dynamodb:{self._table}")
 
     def finish(
         self,

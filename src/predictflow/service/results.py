@@ -22,6 +22,7 @@ from predictflow.pipeline.stores import (
     PredictionStore,
     now,
     plain,
+    prediction_folder,
 )
 
 
@@ -126,7 +127,7 @@ class Results:
     def manifest(self, key: str, version: str) -> dict[str, Any] | None:
         """What Finalize committed for one uploaded version of more than a few records: its
         source, execution, model version, counts and prediction parts (None until then)."""
-        manifest_key = f"{self.names.predictions_prefix}{key}/{version}/_manifest.json"
+        manifest_key = prediction_folder(self.names.predictions_prefix, key, version) + "_manifest.json"
         try:
             body = self._s3.get_object(Bucket=self.names.output_bucket, Key=manifest_key)["Body"].read()
         except self._s3.exceptions.NoSuchKey:
