@@ -256,3 +256,42 @@ def test_a_model_with_a_fixed_batch_size_is_refused(tmp_path: Path) -> None:
         booster, initial_types=[("features", FloatTensorType([1, 14]))], zipmap=False, target_opset=15
     )
     assert "fixed batch size of 1" in refused(tmp_path, model.SerializeToString(), adult_schema())
+
+
+def test_local_run_serves_an_imported_bundle_without_deploying_it_anywhere_else(tmp_path: Path) -> None:
+    bundle = tmp_path / "parcels"
+    model, schema = write(tmp_path / "m.onnx", sklearn_onnx()), write(tmp_path / "s.json", parcel_schema())
+    assert import_cli(model, schema, bundle).exit_code == 0
+    records = tmp_path / "parcels.jsonl"
+    records.write_text(
+        '{"sku": "P-1", "weight": 12, "colour": "red", "fragile": "no"}\n'
+        '{"sku": "P-2", "weight": 88, "colour": "blue", "fragile": "yes", "tier": "gold"}\n'
+    )
+    out = tmp_path / "out"
+    args = ["local", "run", str(records), "--model", str(bundle), "--json", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"] == {"records": 2, "predicted": 2, "dead_lettered": 0}
+    lines = [
+        json.loads(line) for line in (out / "predictions" / "parcels.jsonl.jsonl").read_text().splitlines()
+    ]
+    assert [line["id"] for line in lines] == ["P-1", "P-2"]
+    assert {line["model_version"] for line in lines} == {load_bundle(bundle).model_version}
+    assert [line["label"] for line in lines] == ["bronze", "gold"]
+    assert set(lines[0]["probabilities"]) == set(TIERS)
+
+
+def test_local_run_refuses_a_bundle_that_fails_its_check_before_uploading(tmp_path: Path) -> None:
+    bundle = tmp_path / "parcels"
+    model, schema = write(tmp_path / "m.onnx", sklearn_onnx()), write(tmp_path / "s.json", parcel_schema())
+    assert import_cli(model, schema, bundle).exit_code == 0
+    spec = json.loads((bundle / "bundle.json").read_text())
+    spec["model"]["output"] = "label"
+    (bundle / "bundle.json").write_text(json.dumps(spec))
+    result = CliRunner().invoke(
+        cli, ["local", "run", str(tmp_path / "s.json"), "--model", str(bundle), "--json"]
+    )
+    assert result.exit_code == 1
+    assert "fails its check" in result.output
+    assert "not a float tensor" in result.output
+    assert '"files"' not in result.output
