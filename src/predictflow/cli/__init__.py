@@ -19,6 +19,7 @@ import click
 from predictflow.cli.aws import DEFAULT_STACK, LOCAL_ENDPOINT, LOCAL_STACK, Aws, explain
 from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload
 from predictflow.cli.local import local
+from predictflow.cli.model import model
 from predictflow.cli.predict import predict
 
 
@@ -61,7 +62,7 @@ def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool
     )
 
 
-for command in (predict, local, upload, executions, show, results, dead_letters, replay, dlq):
+for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq):
     cli.add_command(command)
 
 

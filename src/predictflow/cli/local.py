@@ -100,9 +100,20 @@ def _clock() -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for all executions.")
-def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: float) -> None:
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A bundle folder to serve [default: the packaged Adult income bundle].",
+)
+def run(
+    files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: float, model_dir: Path | None
+) -> None:
     """Start the local stack, upload FILES under the input prefix and wait for every
-    execution: the S3 event starts each one through the EventBridge rule, as on AWS."""
+    execution: the S3 event starts each one through the EventBridge rule, as on AWS.
+
+    With --model, the bundle is first deployed into this run's own model store (checked as
+    `model deploy` checks it), so the files are scored by it; nothing outside the run changes."""
     from predictflow.local.stack import LocalStack
     from predictflow.pipeline.stores import uploaded_version
 
@@ -115,6 +126,10 @@ def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: f
             click.echo(f"local stack deployed from template.yaml in {deploy_seconds:.1f}s", err=True)
             for note in stack.deployment.notes if stack.deployment else []:
                 click.echo(f"note: {note}", err=True)
+        if model_dir is not None:
+            version = _deploy_model(stack, model_dir)
+            if not as_json:
+                click.echo(f"serving model {version} from {model_dir}", err=True)
         started_at: dict[str, float] = {}
         finished: dict[str, FileResult] = {}
         by_key: dict[str, str] = {}
@@ -148,6 +163,20 @@ def run(files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: f
     _report(results, as_json)
     if any(result.status not in ("SUCCEEDED", "FAILED") for result in results):
         raise SystemExit(1)
+
+
+def _deploy_model(stack: Any, model_dir: Path) -> str:
+    """`model deploy` into the local stack's model store; a bundle that fails its check stops
+    the run before any file is uploaded."""
+    from predictflow.bundle import BundleError
+    from predictflow.bundle.store import ModelStore
+    from predictflow.service.models import deploy
+
+    try:
+        done = deploy(ModelStore(stack.client("s3"), stack.outputs["ModelBucketName"]), model_dir)
+    except BundleError as error:
+        raise click.ClickException(str(error)) from error
+    return done.version
 
 
 @contextmanager
