@@ -158,6 +158,9 @@ def _map_of(machine: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+_FINISHED_HISTORIES: dict[str, list[dict[str, Any]]] = {}
+
+
 def _load(name: str) -> tuple[service.Execution, list[dict[str, Any]], dict[str, Any], graph.Runs]:
     aws = stack()
     sfn = aws.client("stepfunctions")
@@ -166,7 +169,16 @@ def _load(name: str) -> tuple[service.Execution, list[dict[str, Any]], dict[str,
         execution = service.describe(sfn, aws.results, arn)
     except sfn.exceptions.ExecutionDoesNotExist:
         abort(404, f"no execution {name}")
-    events = service.history(sfn, arn)
+    finished = execution.status not in ("RUNNING", "PENDING_REDRIVE")
+    if finished and arn in _FINISHED_HISTORIES:
+        events = _FINISHED_HISTORIES[arn]
+    else:
+        events = service.history(sfn, arn)
+        if finished:
+            # A finished execution's history never changes: clicking its states re-reads nothing.
+            if len(_FINISHED_HISTORIES) >= 16:
+                _FINISHED_HISTORIES.pop(next(iter(_FINISHED_HISTORIES)))
+            _FINISHED_HISTORIES[arn] = events
     machine = _definition(aws)
     return execution, events, machine, graph.read_runs(events, execution.status)
 
