@@ -3,7 +3,7 @@
     predictflow predict FILE              score a record file offline with the embedded model
     predictflow local run FILE...         the whole pipeline on this machine, one shot
     predictflow local up                  the local stack as an endpoint, for the commands below
-    predictflow upload | executions | show | results | dead-letters | replay
+    predictflow upload | executions | show | results | dead-letters | replay | console
                                           against a deployed stack (--stack-name) or the local one (--local)
 
 Errors reach the user as one line; `--debug` shows the traceback.
@@ -18,6 +18,7 @@ import click
 
 from predictflow.cli.aws import DEFAULT_STACK, LOCAL_ENDPOINT, LOCAL_STACK, Aws, explain
 from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload
+from predictflow.cli.console import console
 from predictflow.cli.local import local
 from predictflow.cli.model import model
 from predictflow.cli.predict import predict
@@ -62,7 +63,7 @@ def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool
     )
 
 
-for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq):
+for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq, console):
     cli.add_command(command)
 
 

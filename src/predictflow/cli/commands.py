@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from rich.table import Table
 
 from predictflow.cli.aws import Aws
 from predictflow.pipeline.stores import uploaded_version
+from predictflow.service import executions as executions_service
 
 
 def console() -> Console:
@@ -79,17 +79,10 @@ def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float
 
 
 def _since(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    match = re.fullmatch(r"(\d+)([smhd])", text)
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter("use a duration such as 30m, 2h, 1d, or an ISO time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return executions_service.parse_since(text)
+    except executions_service.BadTime as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _seconds_between(start: Any, end: Any) -> str:
@@ -105,15 +98,7 @@ def _seconds_between(start: Any, end: Any) -> str:
 @click.pass_context
 def executions(ctx: click.Context, status: str | None, since: str | None, as_json: bool) -> None:
     """Recent files and their executions: source, status, counts, duration."""
-    after = _since(since)
-    rows = []
-    for item in aws_of(ctx).results.files():
-        claimed = item.get("claimed_at")
-        if status and item.get("status") != status:
-            continue
-        if after and (not claimed or datetime.fromisoformat(str(claimed)) < after):
-            continue
-        rows.append(item)
+    rows = list(executions_service.files(aws_of(ctx).results, status=status, since=_since(since)))
     if as_json:
         keep = (
             "source_key",
@@ -140,34 +125,7 @@ def executions(ctx: click.Context, status: str | None, since: str | None, as_jso
     console().print(table)
 
 
-def timeline(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """State by state: when it started, how long it took, how many retries, how it failed."""
-    steps: list[dict[str, Any]] = []
-    open_steps: list[dict[str, Any]] = []
-    for event in history:
-        kind = event["type"]
-        if kind.endswith("StateEntered"):
-            step = {"state": event["stateEnteredEventDetails"]["name"], "started": event["timestamp"],
-                    "seconds": None, "attempts": 0, "error": "", "cause": ""}  # fmt: skip
-            steps.append(step)
-            open_steps.append(step)
-        elif kind == "TaskScheduled" and open_steps:
-            open_steps[-1]["attempts"] += 1
-        elif kind in ("TaskFailed", "ExecutionFailed", "MapStateFailed") and open_steps:
-            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-            open_steps[-1]["error"] = details.get("error", "")
-            open_steps[-1]["cause"] = details.get("cause", "")
-        elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
-            for step in reversed(open_steps):
-                if step["state"] == name:
-                    step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
-                    open_steps.remove(step)
-                    break
-        if kind in ("FailStateEntered", "ExecutionFailed") and event.get("executionFailedEventDetails"):
-            details = event["executionFailedEventDetails"]
-            steps[-1]["error"], steps[-1]["cause"] = details.get("error", ""), details.get("cause", "")
-    return steps
+timeline = executions_service.timeline
 
 
 @click.command()
@@ -177,21 +135,15 @@ def show(ctx: click.Context, execution: str) -> None:
     """The state-by-state timeline of EXECUTION (an ARN, or the name at its end)."""
     aws = aws_of(ctx)
     sfn = aws.client("stepfunctions")
-    arn = execution
-    if not execution.startswith("arn:"):
-        machine = aws.names.state_machine_arn
-        arn = machine.replace(":stateMachine:", ":execution:") + f":{execution}"
-    described = sfn.describe_execution(executionArn=arn)
-    history: list[dict[str, Any]] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        history.extend(page["events"])
-    console().print(f"[bold]{arn}[/]  {described['status']}")
-    if described.get("error"):
-        console().print(f"error: {described['error']}: {described.get('cause', '')}")
+    arn = executions_service.execution_arn(aws.names.state_machine_arn, execution)
+    described = executions_service.describe(sfn, None, arn)
+    console().print(f"[bold]{arn}[/]  {described.status}")
+    if described.error:
+        console().print(f"error: {described.error}: {described.cause}")
     table = Table()
     for column in ("state", "started", "seconds", "retries", "error", "cause"):
         table.add_column(column, no_wrap=column != "cause")
-    for step in timeline(history):
+    for step in timeline(executions_service.history(sfn, arn)):
         retries = max(0, step["attempts"] - 1)
         seconds = "" if step["seconds"] is None else f"{step['seconds']:.3f}"
         started = step["started"].strftime("%H:%M:%S.%f")[:-3]
@@ -199,10 +151,7 @@ def show(ctx: click.Context, execution: str) -> None:
         table.add_row(step["state"], started, seconds, retried, step["error"], str(step["cause"])[:80])
     console().print(table)
     if not aws.is_local:
-        region = aws.region_name
-        console().print(
-            f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
-        )
+        console().print(executions_service.console_url(aws.region_name, arn))
 
 
 @click.command()

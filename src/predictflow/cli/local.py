@@ -35,10 +35,14 @@ def local() -> None:
 
 @local.command("up")
 @click.option("--port", default=4566, show_default=True, help="Port on 127.0.0.1.")
-def up(port: int) -> None:
-    """Serve the local stack as an AWS endpoint until Ctrl-C.
+@click.option("--console-port", default=8765, show_default=True, help="The web console's port (0: any).")
+@click.option("--no-console", is_flag=True, help="Do not serve the web console.")
+def up(port: int, console_port: int, no_console: bool) -> None:
+    """Serve the local stack as an AWS endpoint until Ctrl-C, and the web console beside it.
 
     Point the other commands at it with --local (or AWS_ENDPOINT_URL); any AWS SDK works too.
+    The console runs in this process on a port of its own: under a path of the stack's port
+    it would share moto's routes, where any first path segment is an S3 bucket name.
     """
     from predictflow.local.stack import LocalStack
 
@@ -56,6 +60,19 @@ def up(port: int) -> None:
         click.echo(f"  {name:26} {value}")
     for note in stack.deployment.notes if stack.deployment else []:
         click.echo(f"note: {note}")
+    served = None
+    if not no_console:
+        from predictflow.cli.aws import Aws
+        from predictflow.console import serve
+
+        aws = Aws(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, region="us-east-1")
+        try:
+            served = serve(aws, port=console_port, background=True)
+        except OSError as error:
+            # The stack is up and is what most users came for: take any free port instead.
+            click.echo(f"note: console port {console_port}: {error.strerror}; using another")
+            served = serve(aws, port=0, background=True)
+        click.echo(f"console: {served.url}")
     click.echo("try: predictflow --local upload events/records-mixed.csv   (Ctrl-C stops)")
     running: dict[str, str] = {}
     lock = threading.Lock()
@@ -81,6 +98,8 @@ def up(port: int) -> None:
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
+        if served is not None:
+            served.stop()
         stack.stop()
 
 
