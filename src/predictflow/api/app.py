@@ -34,7 +34,7 @@ def create_app(
 
     def document() -> object:
         event = app.current_event
-        return read_json(event.get_header_value("content-type"), event.decoded_body)
+        return read_json(event.headers.get("content-type"), event.decoded_body)
 
     def answer(route: str, scored: Scored, body: str) -> Response[str]:
         if on_scored is not None:
