@@ -18,16 +18,18 @@ from tests.fixtures import ADULT, HANDLER_ENVIRONMENT, ROOT
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 CONTEXT = LambdaContext("api", "arn:aws:lambda:us-east-1:123456789012:function:api", 1024, 29)
 PREDICT = botocore.session.get_session().get_service_model("machinelearning").operation_model("Predict")
-AML_REQUEST = {
-    "MLModelId": "ml-0123456789a",
-    "Record": {name: str(value) for name, value in ARTICLE_OBJECT.items()},
+AML_MODEL_ID = "ml-0123456789a"
+AML_RECORD: dict[str, str] = {name: str(value) for name, value in ARTICLE_OBJECT.items()}
+AML_REQUEST: dict[str, Any] = {
+    "MLModelId": AML_MODEL_ID,
+    "Record": AML_RECORD,
     "PredictEndpoint": "https://realtime.machinelearning.us-east-1.amazonaws.com",
 }
 
 
 @pytest.fixture(scope="module")
 def handler() -> Iterator[Handler]:
-    variables = HANDLER_ENVIRONMENT | {"PREDICTFLOW_AML_MODEL_ID": AML_REQUEST["MLModelId"]}
+    variables = HANDLER_ENVIRONMENT | {"PREDICTFLOW_AML_MODEL_ID": AML_MODEL_ID}
     with environment(variables):
         yield load_handler(ROOT / "functions" / "api", "app.lambda_handler", "predictflow_test_api_aml")
 
@@ -90,7 +92,7 @@ def test_the_output_checker_can_fail() -> None:
 
 
 def test_an_invalid_record_is_a_400_naming_its_dead_letter_reason(handler: Handler) -> None:
-    record = AML_REQUEST["Record"] | {"workclass": "Astronaut"}
+    record = AML_RECORD | {"workclass": "Astronaut"}
     status, body = call(handler, AML_REQUEST | {"Record": record})
     assert status == 400
     assert body == {
