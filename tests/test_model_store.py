@@ -372,8 +372,8 @@ def test_the_functions_only_read_the_model_store_and_nothing_writes_it() -> None
                     continue
                 for action in as_list(statement["Action"]):
                     grants.setdefault(name, set()).update((action, r) for r in targets if "ModelBucket" in r)
-    roles = {f"{step}FunctionRole" for step in ("Fetch", "Validate", "Predict", "Route")}
-    assert set(grants) == roles, "only the four functions may reach the model store"
+    roles = {f"{step}FunctionRole" for step in ("Fetch", "Validate", "Predict", "Route", "Api")}
+    assert set(grants) == roles, "only the pipeline's functions and the API's may reach the model store"
     for role, pairs in grants.items():
         for action, resource in pairs:
             if action == "s3:GetObject":
@@ -382,14 +382,17 @@ def test_the_functions_only_read_the_model_store_and_nothing_writes_it() -> None
                     resource,
                 )
             else:
-                assert (role, action) == ("FetchFunctionRole", "s3:ListBucket"), (role, action)
+                # Only the readers of the active pointer need ListBucket (a missing pointer is a 404).
+                assert role in ("FetchFunctionRole", "ApiFunctionRole"), (role, action)
+                assert action == "s3:ListBucket", (role, action)
                 assert resource == json.dumps({"Fn::GetAtt": ["ModelBucket", "Arn"]}), resource
         assert any(a == "s3:GetObject" and "/bundles/*" in r for a, r in pairs), role
     assert any("/active.json" in r for _, r in grants["FetchFunctionRole"]), "Fetch reads the pointer"
     readers_of_pointer = {
         role for role, pairs in grants.items() if any("/active.json" in r for _, r in pairs)
     }
-    assert readers_of_pointer == {"FetchFunctionRole"}
+    # Fetch pins the version for a file; the API reads it per request (cached for seconds).
+    assert readers_of_pointer == {"FetchFunctionRole", "ApiFunctionRole"}
 
 
 def branches(policies: list[Any]) -> Iterator[dict[str, Any]]:

@@ -8,6 +8,7 @@ way it reads a deployed stack. Each page's screenshot is saved under docs/consol
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -24,6 +25,19 @@ from predictflow.console.graph import COLOURS
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
 from tests.fixtures import EVENTS, ROOT
+
+ASL = json.loads((ROOT / "statemachine" / "predictflow.asl.json").read_text())
+
+
+def all_states(definition: dict[str, Any]) -> list[str]:
+    """Every state of a definition, a Map's inner states included: what the graph must draw."""
+    names: list[str] = []
+    for name, state in definition["States"].items():
+        names.append(name)
+        if "ItemProcessor" in state:
+            names.extend(all_states(state["ItemProcessor"]))
+    return names
+
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
@@ -187,7 +201,7 @@ def test_the_journey_upload_inspect_fix_and_replay(page: Any, console: Console, 
         if "stateEnteredEventDetails" in e
     }
     states = page.locator("svg.graph g.state")
-    assert states.count() == 15
+    assert states.count() == len(all_states(ASL))
     for index in range(states.count()):
         state = states.nth(index)
         fill = state.locator("rect").last.get_attribute("fill")

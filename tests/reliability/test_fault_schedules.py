@@ -50,21 +50,27 @@ LINES = st.one_of(
     st.text(max_size=30).filter(lambda text: "\n" not in text and "\r" not in text),
 )
 
+OPERATIONS = st.sampled_from(
+    [
+        ("s3", "GetObject"),
+        ("s3", "PutObject"),
+        ("dynamodb", "BatchWriteItem"),
+        ("dynamodb", "UpdateItem"),
+        ("dynamodb", "PutItem"),
+        ("dynamodb", "Query"),
+    ]
+)
+# Counts sit around the retry budgets: Route and Finalize try 5 times, Dead-letter Chunk and
+# Close Unfinished File 7, the status-change handler 3 (Lambda's asynchronous retries). A crash
+# (an error the state machine does not retry) skips the first budget, so crashes stay within
+# what the later ones absorb; a fault that outlasts every budget is a lasting outage, which
+# leaves the execution FAILED and its alarm firing rather than anything lost (README).
 FAULTS = st.lists(
-    st.tuples(
-        st.sampled_from(
-            [
-                ("s3", "GetObject"),
-                ("s3", "PutObject"),
-                ("dynamodb", "BatchWriteItem"),
-                ("dynamodb", "UpdateItem"),
-                ("dynamodb", "PutItem"),
-                ("dynamodb", "Query"),
-            ]
+    st.one_of(
+        st.tuples(
+            OPERATIONS, st.sampled_from([1, 2, 4, 5, 6, 7, 12]), st.sampled_from(["throttle", "server"])
         ),
-        # Around the retry budgets: Route and Finalize try 5 times, Dead-letter Chunk 7.
-        st.sampled_from([1, 2, 4, 5, 6, 7, 12]),
-        st.sampled_from(["throttle", "server", "crash"]),
+        st.tuples(OPERATIONS, st.sampled_from([1, 2, 4, 6]), st.just("crash")),
     ),
     max_size=3,
 )

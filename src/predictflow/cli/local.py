@@ -47,7 +47,7 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     from predictflow.local.stack import LocalStack
 
     started = time.monotonic()
-    stack = LocalStack(server_port=port)
+    stack = LocalStack(server_port=port, api_port=port + 1)
     try:
         stack.start()
     except OSError as error:
@@ -60,6 +60,15 @@ def up(port: int, console_port: int, no_console: bool) -> None:
         click.echo(f"  {name:26} {value}")
     for note in stack.deployment.notes if stack.deployment else []:
         click.echo(f"note: {note}")
+    if stack.api_server is not None:
+        click.echo(
+            f"prediction API on {stack.api_url}  (POST /predict, POST /aml/predict; IAM not checked locally)"
+        )
+        click.echo(
+            f"  curl -X POST {stack.api_url}/predict -H 'Content-Type: application/json' "
+            """-d '{"records": ["22, Local-gov, 108435, Masters, 14, Married-civ-spouse, Prof-specialty, """
+            """Husband, White, Male, 0, 0, 80, United-States"]}'"""
+        )
     served = None
     if not no_console:
         from predictflow.cli.aws import Aws

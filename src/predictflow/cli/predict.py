@@ -28,7 +28,20 @@ import click
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write rejected lines here instead of stderr.",
 )
-def predict(file: Path, model_dir: Path | None, output: Path | None, rejects: Path | None) -> None:
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Send the records to the stack's prediction API (--local or --stack-name) instead.",
+)
+@click.pass_context
+def predict(
+    ctx: click.Context,
+    file: Path,
+    model_dir: Path | None,
+    output: Path | None,
+    rejects: Path | None,
+    remote: bool,
+) -> None:
     """Score every record of FILE: one JSON line per record (line, id, model_version, actual,
     and label + probability, label + probabilities, or value, by the model's task).
 
@@ -36,6 +49,19 @@ def predict(file: Path, model_dir: Path | None, output: Path | None, rejects: Pa
     reported with its number and reason, and the run goes on. With the target column in the
     file, it ends with the task's quality metrics.
     """
+    if remote:
+        if model_dir:
+            raise click.UsageError(
+                "--remote scores with the stack's active model; --model is for offline use"
+            )
+        from predictflow.cli.remote import predict_remote
+
+        with ExitStack() as files:
+            out = files.enter_context(output.open("w")) if output else sys.stdout
+            rejected = files.enter_context(rejects.open("w")) if rejects else sys.stderr
+            sent = predict_remote(ctx.obj, file, out, rejected)
+        click.echo(f"{sent.predicted} predicted, {sent.rejected} rejected by {sent.model_version}", err=True)
+        return
     from predictflow.bundle import default_bundle, load_bundle
     from predictflow.offline import predict_file
     from predictflow.predictors import EmbeddedPredictor

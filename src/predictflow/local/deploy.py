@@ -16,6 +16,7 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from predictflow.local.api_bridge import LocalApi, LocalApis
 from predictflow.local.moto_bridge import LambdaInvoker, LocalFunction, environment, load_handler
 from predictflow.local.template import Resolver, TemplateError, references, transform
 
@@ -39,6 +40,8 @@ class Deployment:
     function_environment: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """What the local stack does differently from AWS, said out loud."""
+    apis: list[LocalApi] = field(default_factory=list)
+    """The REST APIs, with their routes, for the local API bridge (`api_bridge.py`)."""
 
 
 def _placeholder_zip() -> bytes:
@@ -55,6 +58,7 @@ class Deployer:
         self._invoker = invoker
         self._region = region
         self._suffix = uuid.uuid4().hex[:8]
+        self._apis = LocalApis()
 
     def deploy(
         self, template_path: Path, stack_name: str, parameters: dict[str, str] | None = None
@@ -100,9 +104,11 @@ class Deployer:
                 resolver.attributes[(name, attribute)] = value
             deployment.physical_ids[name] = ref
             deployment.resource_types[name] = spec["Type"]
+        deployment.apis = list(self._apis.apis.values())
         deployment.outputs = {
             name: str(resolver.resolve(output["Value"]))
             for name, output in template.get("Outputs", {}).items()
+            if "Condition" not in output or resolver.conditions[output["Condition"]]
         }
         return deployment
 
@@ -142,7 +148,7 @@ class Deployer:
             "AWS::SQS::Queue": self._queue,
             "AWS::SQS::QueuePolicy": self._queue_policy,
             "AWS::Lambda::Permission": self._permission,
-        }
+        } | self._apis.creators()
 
     def _bucket(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
         s3 = self._client("s3")
@@ -367,6 +373,7 @@ class Deployer:
                 "MetricName",
                 "Dimensions",
                 "Statistic",
+                "ExtendedStatistic",
                 "Period",
                 "EvaluationPeriods",
                 "Threshold",

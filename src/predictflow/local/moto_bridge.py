@@ -28,7 +28,8 @@ state machine target. This module fills exactly those gaps:
    Status Change" event on the default bus, as Step Functions does for Standard workflows;
    moto emits none.
 9. EventBridge delivery to `lambda` targets: the function is invoked asynchronously with the
-   event, as EventBridge does; moto delivers to no Lambda target.
+   event, as EventBridge does, and retried twice on failure, as Lambda retries asynchronous
+   invocations; moto delivers to no Lambda target.
 10. S3 refuses a key longer than 1,024 UTF-8 bytes (`KeyTooLongError`), as AWS does; moto
     stores it, so a test would pass here that fails on AWS.
 
@@ -691,13 +692,26 @@ class MotoBridge:
             ]
         )
 
+    ASYNC_RETRY_WAITS: Final = (60.0, 120.0)
+    """Lambda retries a failed asynchronous invocation twice, about a minute and two apart."""
+
     def _invoke_async(self, function_arn: str, event: Any) -> None:
-        """Gap 9: EventBridge invokes a Lambda target asynchronously; its result goes nowhere."""
+        """Gap 9: EventBridge invokes a Lambda target asynchronously; its result goes nowhere,
+        and a failed invocation is retried as Lambda retries asynchronous ones."""
         name = function_arn.split(":")[6]
         if not self.invoker.knows(name):
             self.delivery_errors.append(f"EventBridge target {function_arn} is not a function of the stack")
             return
-        threading.Thread(target=self.invoker.invoke, args=(name, copy.deepcopy(event)), daemon=True).start()
+
+        def run() -> None:
+            for wait in (0.0, *self.ASYNC_RETRY_WAITS):
+                time.sleep(wait * self.retry_wait_scale)
+                _, errored = self.invoker.invoke(name, copy.deepcopy(event))
+                if not errored:
+                    return
+            LOG.warning("asynchronous invocation of %s failed after Lambda's two retries", name)
+
+        threading.Thread(target=run, daemon=True).start()
 
     def close(self) -> None:
         while self._undo:

@@ -23,6 +23,7 @@ from typing import Any, Final
 import boto3
 from botocore.config import Config
 
+from predictflow.local.api_bridge import ApiServer, Gateway
 from predictflow.local.deploy import Deployer, Deployment
 from predictflow.local.moto_bridge import (
     LambdaInvoker,
@@ -81,6 +82,7 @@ class LocalStack:
         retry_wait_scale: float = 1.0,
         publish_outputs: bool = True,
         concurrency: int = DEFAULT_CONCURRENCY,
+        api_port: int | None = None,
     ) -> None:
         check_moto_version()
         self.template = template
@@ -90,6 +92,9 @@ class LocalStack:
         self.log_level = log_level
         self.retry_wait_scale = retry_wait_scale
         self.publish_outputs = publish_outputs
+        self.api_port = api_port
+        """Serve the template's REST API on this port of 127.0.0.1 (0: any free one); None: not at all."""
+        self.api_server: ApiServer | None = None
         self.invoker = LambdaInvoker(concurrency)
         self.deployment: Deployment | None = None
         self.started_executions: list[str] = []
@@ -145,6 +150,12 @@ class LocalStack:
         level = self.deployment.function_environment.get("POWERTOOLS_LOG_LEVEL")
         if service and level:
             logging.getLogger(service).setLevel(level)
+        if self.api_port is not None and self.deployment.apis:
+            self.api_server = ApiServer(
+                Gateway(self.deployment.apis[0], self.invoker.invoke), self.api_port
+            ).start()
+            # The output names the URL this process serves, for the CLI and any client.
+            self.deployment.outputs["ApiUrl"] = self.api_server.url
         if self.publish_outputs:
             self._register_outputs(self.deployment)
         self.invoker.on_invoke(_drop_metrics)
@@ -169,6 +180,9 @@ class LocalStack:
         # ledger is written before powertools flushes): let it finish in this environment.
         if not self.invoker.wait_until_idle(timeout=30):
             LOG.warning("stopping with invocations still running")
+        if self.api_server is not None:
+            self.api_server.stop()
+            self.api_server = None
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
@@ -217,6 +231,13 @@ class LocalStack:
                     config=Config(retries={"max_attempts": 2, "mode": "standard"}),
                 )
             return self._clients[service]
+
+    @property
+    def api_url(self) -> str:
+        """The local prediction API's base URL (…/<stage>); needs `api_port`."""
+        if self.api_server is None:
+            raise RuntimeError("the local API is not served: start the stack with api_port")
+        return self.api_server.url
 
     @property
     def outputs(self) -> dict[str, str]:
