@@ -24,6 +24,10 @@ LAMBDA_PLATFORM = [
 ]  # fmt: skip
 # In the python3.12 Lambda runtime already; the layer's copies would only shadow them.
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+# The parts of the package a Lambda never imports: the command line, the web console, the local
+# stack and the trainer carry their own dependencies (click, rich, Flask, moto, LightGBM), which
+# the layer does not, and would only add size and surface.
+NOT_FOR_LAMBDA = ("cli", "console", "local", "training")
 NEVER_LOADED = (
     "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/datasets",
 )  # fmt: skip
@@ -34,7 +38,14 @@ def build(target: Path, host: bool = False) -> Path:
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
     command += [] if host else LAMBDA_PLATFORM
     subprocess.run([*command, "-r", str(HERE / "requirements.txt")], check=True)  # noqa: S603 - fixed argv
-    shutil.copytree(HERE / "predictflow", target / "predictflow", dirs_exist_ok=True)
+    shutil.copytree(
+        HERE / "predictflow",
+        target / "predictflow",
+        dirs_exist_ok=True,
+        ignore=lambda folder, names: [
+            n for n in names if Path(folder) == HERE / "predictflow" and n in NOT_FOR_LAMBDA
+        ],
+    )
     for name in PROVIDED_BY_RUNTIME:
         for path in target.glob(f"{name}*"):
             shutil.rmtree(path) if path.is_dir() else path.unlink()

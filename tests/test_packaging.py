@@ -17,7 +17,7 @@ from predictflow.pipeline.payloads import matrix_from_text
 from tests.fixtures import ADULT, ROOT
 from tests.fixtures import HANDLER_ENVIRONMENT as ENVIRONMENT
 
-FUNCTIONS = ("fetch", "validate", "predict", "route")
+FUNCTIONS = ("fetch", "validate", "predict", "route", "api")
 RUN_IN_ARTIFACT = """
 import json, sys
 sys.path[:0] = {paths!r}
@@ -88,6 +88,10 @@ def test_the_layer_carries_no_training_library_and_no_sdk_copy(artifact: dict[st
         "botocore",
     }
     assert (artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "model.onnx").is_file()
+    package = {path.name for path in (artifact["layer"] / "predictflow").iterdir()}
+    assert not package & {"cli", "console", "local", "training"}, (
+        "the layer carries only what a Lambda imports"
+    )
     assert (artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "bundle.json").is_file()
 
 
