@@ -48,7 +48,6 @@ import onnx
 import onnxmltools
 import onnxruntime
 import sklearn
-from onnxmltools.convert.common.data_types import FloatTensorType
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -58,10 +57,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from predictflow.bundle import BUNDLE_FILE, DEFAULT_BUNDLE_DIR, MODEL_FILE, CompiledSchema  # noqa: E402
 from predictflow.bundle.format import ModelSpec, RecordSchema, content_version  # noqa: E402
 from predictflow.records import parse_chunk  # noqa: E402
+from predictflow.training.export import INPUT_NAME, ONNX_OPSET, onnx_bytes  # noqa: E402
 
 DATA = ROOT / "model" / "data" / "adult.data"
 SCHEMA = RecordSchema.from_dict(json.loads((ROOT / "model" / "adult.schema.json").read_text()))
-INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
 SEED = 20_240_601
 FOLDS = 5
@@ -80,7 +79,6 @@ PARAMS: dict[str, Any] = {
     "num_threads": 1,
     "verbose": -1,
 }
-ONNX_OPSET = 15
 
 
 def compiled_schema() -> CompiledSchema:
@@ -136,26 +134,11 @@ def train_model(features: np.ndarray, labels: np.ndarray, rounds: int) -> bytes:
 
 
 def to_onnx(booster: lightgbm.Booster) -> bytes:
-    model = onnxmltools.convert_lightgbm(
-        booster,
-        name="income-level",
-        initial_types=[(INPUT_NAME, FloatTensorType([None, compiled_schema().width]))],
-        zipmap=False,
-        target_opset=ONNX_OPSET,
-    )
-    # The converter lists opsets in set order, which changes with Python's hash seed; sort
-    # them so the same booster always gives the same bytes. It also stamps its own version
-    # into the file; keep only what the model is.
-    opsets = sorted((o.domain, o.version) for o in model.opset_import)
-    del model.opset_import[:]
-    model.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in opsets)
-    model.producer_name = "predictflow"
-    model.producer_version = ""
-    model.doc_string = ""
-    if OUTPUT_NAME not in [output.name for output in model.graph.output]:
+    """The trainer's deterministic export (predictflow.training.export), as `model train` runs it."""
+    model_bytes, output = onnx_bytes(booster, name="income-level", width=compiled_schema().width)
+    if output != OUTPUT_NAME:
         raise SystemExit(f"converted model has no {OUTPUT_NAME!r} output")
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
+    return model_bytes
 
 
 def main() -> None:

@@ -6,7 +6,8 @@
 requirements.txt for the template's runtime (Python 3.12, Linux arm64) unless --host asks for
 this machine's platform (the packaging test does), copies the package, then removes what a
 Lambda never loads: the AWS SDK the runtime already provides, test suites and ONNX Runtime's
-model-conversion tools. benchmarks/package_size.py measures the result.
+model-conversion tools, and predictflow's own trainer (predictflow/training).
+benchmarks/package_size.py measures the result.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def build(target: Path, host: bool = False) -> Path:
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
     command += [] if host else LAMBDA_PLATFORM
     subprocess.run([*command, "-r", str(HERE / "requirements.txt")], check=True)  # noqa: S603 - fixed argv
-    shutil.copytree(HERE / "predictflow", target / "predictflow", dirs_exist_ok=True)
+    # The trainer (LightGBM, scikit-learn, matplotlib) is a CLI tool: never in a Lambda.
+    shutil.copytree(
+        HERE / "predictflow", target / "predictflow", dirs_exist_ok=True, ignore=_leave_out_training
+    )
     for name in PROVIDED_BY_RUNTIME:
         for path in target.glob(f"{name}*"):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -45,6 +49,10 @@ def build(target: Path, host: bool = False) -> Path:
             if path.is_dir():
                 shutil.rmtree(path)
     return target
+
+
+def _leave_out_training(folder: str, names: list[str]) -> set[str]:
+    return {"training"} if Path(folder) == HERE / "predictflow" else set()
 
 
 def main() -> None:

@@ -87,6 +87,7 @@ def test_the_layer_carries_no_training_library_and_no_sdk_copy(artifact: dict[st
         "boto3",
         "botocore",
     }
+    assert not (artifact["layer"] / "predictflow" / "training").exists()
     assert (artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "model.onnx").is_file()
     assert (artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "bundle.json").is_file()
 
