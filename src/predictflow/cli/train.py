@@ -34,6 +34,12 @@ TASKS = ("binary", "multiclass", "regression")
 )
 @click.option("--seed", type=int, default=None, help="Seed of folds, search and trees [default: fixed].")
 @click.option(
+    "--max-settings",
+    type=click.IntRange(1, 50),
+    default=None,
+    help="Try at most this many settings in the search [default: 8, within a fixed work budget].",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
@@ -49,6 +55,7 @@ def train(
     id_column: str | None,
     folds: int,
     seed: int | None,
+    max_settings: int | None,
     out: Path,
     force: bool,
 ) -> None:
@@ -74,6 +81,7 @@ def train(
         id_column=id_column,
         folds=folds,
         seed=DEFAULT_SEED if seed is None else seed,
+        trials=max_settings,
     )
     console = Console(stderr=True)
     notes: list[str] = []
