@@ -167,7 +167,7 @@ def main() -> None:
         output=OUTPUT_NAME,
         opset=ONNX_OPSET,
     )
-    training = {
+    training: dict[str, Any] = {
         "data": {
             "file": "model/data/adult.data",
             "records": len(labels),
