@@ -10,6 +10,8 @@ scikit-learn, matplotlib) are counted, as a user would wait for them. With --run
 are compared byte for byte (determinism).
 
 The figure is wall-clock seconds; on a shared machine it is pessimistic (other processes take CPU).
+Measured with --runs 2 while the quality benchmark and another test suite ran (load ~4.5 on 2 cores):
+159.1 s and 160.8 s, bundle 0.90 MB, the same bytes twice.
 """
 
 from __future__ import annotations
