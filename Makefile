@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck checkov pytest model bench reliability clean
+.PHONY: demo test lint typecheck checkov pytest model bench bench-quality reliability clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,8 @@ demo: $(INSTALLED)
 	@echo "Inspect and replay: $(BIN)/predictflow local up, then in another terminal"
 	@echo "  $(BIN)/predictflow --local upload events/records-mixed.csv"
 	@echo "  $(BIN)/predictflow --local dead-letters"
-	@echo "  $(BIN)/predictflow --local replay --source incoming/records-mixed.csv --fixed events/records-good.csv"
+	@echo "  $(BIN)/predictflow --local replay --source incoming/records-mixed.csv"
+	@echo "Console: http://127.0.0.1:8765 (local up serves it and prints this address with its one-time token)"
 
 test: lint typecheck checkov pytest
 
@@ -55,6 +56,16 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/cost_model.py
 	$(BIN)/python benchmarks/package_size.py
 	$(BIN)/python benchmarks/local_stack.py
+	$(BIN)/python benchmarks/dead_letters.py
+	$(BIN)/python benchmarks/console_speed.py
+	$(BIN)/python benchmarks/api_latency.py
+	$(BIN)/python benchmarks/cold_start_bundle.py
+
+# The trainer against its peers on public tables (downloads nothing: the tables ship in packages).
+bench-quality: $(INSTALLED)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python benchmarks/train_quality.py --candidate trainer_candidate:candidate
+	$(BIN)/python benchmarks/train_time.py
 
 clean:
 	rm -rf $(VENV) .venv-checkov out build .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,8 @@ cross-validated quality, trains on the whole split and writes the bundle:
     src/predictflow/bundles/adult-income/bundle.json   fields, vocabularies, labels, model
                                                        version (a content hash), data digest,
                                                        CV metrics, library versions
+    src/predictflow/bundles/adult-income/report/       the evaluation report on the out-of-fold
+                                                       predictions (the trainer's report module)
 
 Training is single-threaded and seeded, so the same data gives the same bytes.
 
@@ -48,7 +50,6 @@ import onnx
 import onnxmltools
 import onnxruntime
 import sklearn
-from onnxmltools.convert.common.data_types import FloatTensorType
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -58,10 +59,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from predictflow.bundle import BUNDLE_FILE, DEFAULT_BUNDLE_DIR, MODEL_FILE, CompiledSchema  # noqa: E402
 from predictflow.bundle.format import ModelSpec, RecordSchema, content_version  # noqa: E402
 from predictflow.records import parse_chunk  # noqa: E402
+from predictflow.training.export import INPUT_NAME, ONNX_OPSET, onnx_bytes  # noqa: E402
+from predictflow.training.report import write_report  # noqa: E402
 
 DATA = ROOT / "model" / "data" / "adult.data"
 SCHEMA = RecordSchema.from_dict(json.loads((ROOT / "model" / "adult.schema.json").read_text()))
-INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
 SEED = 20_240_601
 FOLDS = 5
@@ -80,7 +82,6 @@ PARAMS: dict[str, Any] = {
     "num_threads": 1,
     "verbose": -1,
 }
-ONNX_OPSET = 15
 
 
 def compiled_schema() -> CompiledSchema:
@@ -96,8 +97,9 @@ def load_training_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return batch.features.astype(np.float64), labels
 
 
-def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[str, Any]]:
-    """Choose the round count on the folds, then score that count on the same folds.
+def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[str, Any], np.ndarray]:
+    """Choose the round count on the folds, then score that count on the same folds (and return
+    those out-of-fold probabilities, which the report is drawn from).
 
     The count is the smallest whose mean held-out log-loss is within LOG_LOSS_TOLERANCE of
     the best: each tree costs serving time, and trees past that point buy almost nothing.
@@ -114,9 +116,11 @@ def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[
     best = int(np.argmin(curve))
     rounds = next(r + 1 for r, loss in enumerate(curve) if loss <= curve[best] + LOG_LOSS_TOLERANCE)
     scores: dict[str, list[float]] = {"roc_auc": [], "log_loss": [], "accuracy": []}
+    out_of_fold = np.zeros(len(labels), dtype=np.float64)
     for train, valid in folds:
         booster = lightgbm.train(PARAMS, lightgbm.Dataset(features[train], labels[train]), rounds)
         probability = np.asarray(booster.predict(features[valid]))
+        out_of_fold[valid] = probability
         scores["roc_auc"].append(roc_auc_score(labels[valid], probability))
         scores["log_loss"].append(log_loss(labels[valid], probability))
         scores["accuracy"].append(accuracy_score(labels[valid], probability > 0.5))
@@ -127,7 +131,7 @@ def cross_validate(features: np.ndarray, labels: np.ndarray) -> tuple[int, dict[
         "best_log_loss": float(curve[best]),
         "log_loss_tolerance": LOG_LOSS_TOLERANCE,
     }
-    return rounds, summary
+    return rounds, summary, out_of_fold
 
 
 def train_model(features: np.ndarray, labels: np.ndarray, rounds: int) -> bytes:
@@ -136,33 +140,18 @@ def train_model(features: np.ndarray, labels: np.ndarray, rounds: int) -> bytes:
 
 
 def to_onnx(booster: lightgbm.Booster) -> bytes:
-    model = onnxmltools.convert_lightgbm(
-        booster,
-        name="income-level",
-        initial_types=[(INPUT_NAME, FloatTensorType([None, compiled_schema().width]))],
-        zipmap=False,
-        target_opset=ONNX_OPSET,
-    )
-    # The converter lists opsets in set order, which changes with Python's hash seed; sort
-    # them so the same booster always gives the same bytes. It also stamps its own version
-    # into the file; keep only what the model is.
-    opsets = sorted((o.domain, o.version) for o in model.opset_import)
-    del model.opset_import[:]
-    model.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in opsets)
-    model.producer_name = "predictflow"
-    model.producer_version = ""
-    model.doc_string = ""
-    if OUTPUT_NAME not in [output.name for output in model.graph.output]:
+    """The trainer's deterministic export (predictflow.training.export), as `model train` runs it."""
+    model_bytes, output = onnx_bytes(booster, name="income-level", width=compiled_schema().width)
+    if output != OUTPUT_NAME:
         raise SystemExit(f"converted model has no {OUTPUT_NAME!r} output")
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
+    return model_bytes
 
 
 def main() -> None:
     data = DATA.read_bytes()
     features, labels = load_training_data(DATA)
     print(f"training split: {len(labels)} records, {labels.mean():.3f} positive")
-    rounds, cv = cross_validate(features, labels)
+    rounds, cv, out_of_fold = cross_validate(features, labels)
     print(
         f"{FOLDS}-fold CV at {rounds} rounds: AUC {cv['roc_auc_mean']:.4f} "
         f"± {cv['roc_auc_std']:.4f}, log-loss {cv['log_loss_mean']:.4f}, "
@@ -178,7 +167,7 @@ def main() -> None:
         output=OUTPUT_NAME,
         opset=ONNX_OPSET,
     )
-    training = {
+    training: dict[str, Any] = {
         "data": {
             "file": "model/data/adult.data",
             "records": len(labels),
@@ -196,6 +185,7 @@ def main() -> None:
         "hyperparameters": {k: v for k, v in PARAMS.items() if k not in ("verbose", "num_threads")},
         "rounds": rounds,
         "cross_validation": {"folds": FOLDS, "seed": SEED, **cv},
+        "report": "report/index.html",
         "libraries": {
             "lightgbm": lightgbm.__version__,
             "onnxmltools": onnxmltools.__version__,
@@ -211,6 +201,26 @@ def main() -> None:
     DEFAULT_BUNDLE_DIR.mkdir(parents=True, exist_ok=True)
     (DEFAULT_BUNDLE_DIR / MODEL_FILE).write_bytes(model_bytes)
     (DEFAULT_BUNDLE_DIR / BUNDLE_FILE).write_text(bundle.to_json())
+    write_report(
+        DEFAULT_BUNDLE_DIR / "report",
+        title=f"{version}: evaluation",
+        target=SCHEMA.target,
+        y=labels.astype(np.float64),
+        oof=out_of_fold,
+        feature_names=compiled_schema().feature_names,
+        importance=np.asarray(
+            lightgbm.train(PARAMS, lightgbm.Dataset(features, labels), rounds).feature_importance("gain"),
+            dtype=np.float64,
+        ),
+        metrics={name: training["metrics"][name] for name in ("roc_auc", "log_loss", "accuracy")},
+        facts={
+            "model version": version,
+            "data": f"model/data/adult.data ({len(labels)} records)",
+            "protocol": f"{FOLDS}-fold stratified cross-validation, seed {SEED}",
+            "rounds": rounds,
+            "settings": ", ".join(f"{k}={v}" for k, v in training["hyperparameters"].items()),
+        },
+    )
     print(f"wrote {version}: {len(model_bytes) / 1e6:.2f} MB to {DEFAULT_BUNDLE_DIR}")
 
 

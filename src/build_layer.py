@@ -6,7 +6,8 @@
 requirements.txt for the template's runtime (Python 3.12, Linux arm64) unless --host asks for
 this machine's platform (the packaging test does), copies the package, then removes what a
 Lambda never loads: the AWS SDK the runtime already provides, test suites and ONNX Runtime's
-model-conversion tools. benchmarks/package_size.py measures the result.
+model-conversion tools, and the parts of predictflow a Lambda never imports (NOT_FOR_LAMBDA).
+benchmarks/package_size.py measures the result.
 """
 
 from __future__ import annotations

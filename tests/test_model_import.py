@@ -227,7 +227,7 @@ def test_bad_inputs_are_refused_in_one_line_and_nothing_is_written(adult_model: 
     assert "[N, 3]" in message
     message = refused(tmp_path, good, b"{not json")
     assert "schema file" in message
-    assert "not JSON" in message
+    assert "not valid JSON" in message
     message = refused(tmp_path, good, {"name": "x", "fields": [{"name": "a", "type": "text"}], "target": {}})
     assert "schema file" in message
     message = refused(tmp_path, good, adult_schema() | {"format_version": 99})

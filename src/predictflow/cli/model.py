@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from predictflow.cli.aws import Aws
+from predictflow.cli.train import train
 
 if TYPE_CHECKING:
     from predictflow.bundle.store import ModelStore
@@ -168,3 +169,8 @@ def activate(ctx: click.Context, version: str) -> None:
         click.echo(f"active: {done.version} (was {done.previous or 'the packaged default'})")
     else:
         click.echo(f"{done.version} is already the active version")
+
+
+# `model train` lives in its own module: its imports (LightGBM, scikit-learn, matplotlib) are
+# the development extra's, loaded only when the command runs.
+model.add_command(train)

@@ -14,7 +14,6 @@ Every refusal is a `ModelError` (or a `BundleError`) whose message is the one li
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -25,8 +24,9 @@ from typing import Any, Final
 
 from predictflow.bundle import BUNDLE_FILE, MODEL_FILE, Bundle, BundleError, default_bundle, load_bundle
 from predictflow.bundle.check import Graph, check_bundle, check_graph, open_graph, smoke_test
-from predictflow.bundle.exceptions import SchemaMismatch, UnsupportedFormat
-from predictflow.bundle.format import FORMAT_VERSION, BundleSpec, ModelSpec, RecordSchema, content_version
+from predictflow.bundle.exceptions import SchemaMismatch
+from predictflow.bundle.format import BundleSpec, ModelSpec, RecordSchema, content_version
+from predictflow.bundle.schema_files import read_schema_file
 from predictflow.bundle.store import ModelStore
 
 PACKAGED_NOTE: Final = "packaged default, serving while nothing is deployed"
@@ -40,28 +40,9 @@ class ModelError(BundleError):
 
 # --------------------------------------------------------------------------- import
 def read_schema(path: Path) -> RecordSchema:
-    """A schema file (the bundle's own format; a bundle file is accepted too, for its layout).
-
-    When `predictflow.bundle.schema_files.read_schema_file` lands (it also reads Amazon ML
-    schema files), this body becomes `return read_schema_file(path)`."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as error:
-        raise BundleError(f"cannot read the schema file {path}: {error}") from error
-    except ValueError as error:
-        raise BundleError(f"schema file {path} is not JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise BundleError(f"schema file {path} is not valid: it must be a JSON object with fields and target")
-    version = data.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise UnsupportedFormat(
-            f"schema file {path} is format {version}, newer than this predictflow reads "
-            f"({FORMAT_VERSION}): upgrade predictflow to use it"
-        )
-    try:
-        return RecordSchema.from_dict(data)
-    except BundleError as error:
-        raise BundleError(f"{path}: {error}") from error
+    """A schema file: the bundle's own format (a bundle file is accepted too, for its layout)
+    or Amazon ML's data schema."""
+    return read_schema_file(path)
 
 
 def pick_ports(graph: Graph, input_name: str | None, output_name: str | None) -> tuple[str, str]:
