@@ -53,8 +53,11 @@ HEADER_HINT: Final = "predictflow-header"
 """S3 user metadata naming whether a file's first line is a header (`present` or `absent`):
 replay sets it, so that a dead-lettered header-like line is never taken for a header."""
 
-_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_PLAIN_NUMBERS: Final = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:,(?:\d+\.?\d*|\.\d+))*", re.ASCII)
+_NUMBER_TEXT: Final = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER: Final = re.compile(_NUMBER_TEXT, re.ASCII)
+_NUMBERS: Final = re.compile(rf"{_NUMBER_TEXT}(?:,{_NUMBER_TEXT})*", re.ASCII)
+"""A column of numbers joined by commas, each as `_NUMBER` accepts it: one regex call."""
+_INTEGERS: Final = re.compile(r"[+-]?\d+(?:,[+-]?\d+)*", re.ASCII)
 UNKNOWN_CODE: Final = -1.0
 
 
@@ -481,32 +484,64 @@ def _fast_path(
 def _numeric_column(
     column: list[str], schema: CompiledSchema, index: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
-    """A numeric column's values, and which are plainly valid (None: all of them)."""
-    joined = ",".join(column)
+    """A numeric column's values, and which are plainly valid (None: all of them).
+
+    Missing markers are set aside first (NaN), so that a column with a few empty cells is still
+    read by numpy's parser in one call; anything else unusual is read value by value."""
     spec = schema.features[index]
-    integer = spec.type == "integer"
-    if all(column) and joined.isascii():
-        if (
-            integer
-            and joined.replace(",", "").isdigit()
-            and (spec.range is not None or max(map(len, column)) < 19)
-        ):
-            # Every field is plain ASCII digits, so numpy's own parser reads them exactly. It
-            # clamps a number beyond int64 to its maximum, which any range the bundle format
-            # allows rejects; a field without a range checks the digit count instead.
-            return np.fromstring(joined, dtype=np.int64, sep=",").astype(np.float64), None
-        if not integer and _PLAIN_NUMBERS.fullmatch(joined):
-            values = np.fromstring(joined, dtype=np.float64, sep=",")
-            finite = np.isfinite(values)
-            return values, None if finite.all() else finite
     missing = schema.missing[index]
-    plain = _NUMBER if not integer else None
+    absent = np.fromiter(map(missing.__contains__, column), bool, len(column)) if missing else None
+    if absent is None or not absent.any():
+        parsed = _plain_numbers(column, spec.type == "integer", spec.range is not None)
+        if parsed is not None:
+            return parsed
+    else:
+        present = np.flatnonzero(~absent)
+        parsed = _plain_numbers(
+            [column[i] for i in present.tolist()], spec.type == "integer", spec.range is not None
+        )
+        if parsed is not None:
+            values = np.full(len(column), math.nan)
+            values[present] = parsed[0]
+            # A mask even when every present value is plain: it tells the caller that NaNs here
+            # are missing values, not failed checks.
+            good = np.ones(len(column), dtype=bool)
+            if parsed[1] is not None:
+                good[present] = parsed[1]
+            return values, good
+    return _numbers_one_by_one(column, spec.type == "integer", missing)
+
+
+def _plain_numbers(
+    column: list[str], integer: bool, ranged: bool
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None] | None:
+    """numpy's parser over a column of plain ASCII numbers, or None when it is not one."""
+    if not column:
+        return np.empty(0, dtype=np.float64), None
+    joined = ",".join(column)
+    if not (all(column) and joined.isascii()):
+        return None
+    if integer and _INTEGERS.fullmatch(joined) and (ranged or max(map(len, column)) < 19):
+        # Every field is a plain ASCII whole number, so numpy's own parser reads them exactly. It
+        # clamps a number beyond int64 to its limit, which any range the bundle format allows
+        # rejects; a field without a range checks the digit count instead.
+        return np.fromstring(joined, dtype=np.int64, sep=",").astype(np.float64), None
+    if not integer and _NUMBERS.fullmatch(joined):
+        values = np.fromstring(joined, dtype=np.float64, sep=",")
+        finite = np.isfinite(values)
+        return values, None if finite.all() else finite
+    return None
+
+
+def _numbers_one_by_one(
+    column: list[str], integer: bool, missing: frozenset[str]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     values = np.empty(len(column), dtype=np.float64)
     good = np.ones(len(column), dtype=bool)
     for row, text in enumerate(column):
         if text in missing:
             values[row] = math.nan
-        elif (text.isascii() and text.isdigit()) if integer else bool(plain and plain.fullmatch(text)):
+        elif (text.isascii() and text.isdigit()) if integer else bool(_NUMBER.fullmatch(text)):
             values[row] = float(text)
             good[row] = math.isfinite(values[row])
         else:
