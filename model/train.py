@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from predictflow.bundle import BUNDLE_FILE, DEFAULT_BUNDLE_DIR, MODEL_FILE, CompiledSchema  # noqa: E402
-from predictflow.bundle.format import ModelSpec, RecordSchema, content_version  # noqa: E402
+from predictflow.bundle.format import ModelSpec, RecordSchema  # noqa: E402
 from predictflow.records import parse_chunk  # noqa: E402
 from predictflow.training.export import INPUT_NAME, ONNX_OPSET, onnx_bytes  # noqa: E402
 from predictflow.training.report import write_report  # noqa: E402
@@ -158,15 +158,7 @@ def main() -> None:
         f"accuracy {cv['accuracy_mean']:.4f}"
     )
     model_bytes = train_model(features, labels, rounds)
-    model = ModelSpec(
-        "onnx",
-        path=MODEL_FILE,
-        sha256=hashlib.sha256(model_bytes).hexdigest(),
-        size_bytes=len(model_bytes),
-        input=INPUT_NAME,
-        output=OUTPUT_NAME,
-        opset=ONNX_OPSET,
-    )
+    model = ModelSpec.of_onnx(model_bytes, input=INPUT_NAME, output=OUTPUT_NAME, opset=ONNX_OPSET)
     training: dict[str, Any] = {
         "data": {
             "file": "model/data/adult.data",
@@ -195,9 +187,8 @@ def main() -> None:
             "scikit-learn": sklearn.__version__,
         },
     }
-    draft = SCHEMA.as_bundle(model, training=training)
-    version = content_version(SCHEMA.name, draft.to_dict(), model_bytes)
-    bundle = SCHEMA.as_bundle(model, version, training=training)
+    bundle = SCHEMA.versioned_bundle(model, model_bytes, training=training)
+    version = bundle.model_version
     DEFAULT_BUNDLE_DIR.mkdir(parents=True, exist_ok=True)
     (DEFAULT_BUNDLE_DIR / MODEL_FILE).write_bytes(model_bytes)
     (DEFAULT_BUNDLE_DIR / BUNDLE_FILE).write_text(bundle.to_json())

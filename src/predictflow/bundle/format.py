@@ -39,7 +39,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, cast
 
 from predictflow.bundle.exceptions import BundleError, UnsupportedFormat
@@ -180,6 +180,19 @@ class ModelSpec:
         if self.model_id:
             out["model_id"] = self.model_id
         return out
+
+    @classmethod
+    def of_onnx(cls, model_bytes: bytes, *, input: str, output: str, opset: int | None = None) -> ModelSpec:
+        """The description of an ONNX model the bundle carries as `model.onnx`."""
+        return cls(
+            "onnx",
+            path=MODEL_FILE,
+            sha256=hashlib.sha256(model_bytes).hexdigest(),
+            size_bytes=len(model_bytes),
+            input=input,
+            output=output,
+            opset=opset,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
@@ -329,6 +342,13 @@ class RecordSchema:
         if problems:
             raise BundleError("schema file is not valid: " + "; ".join(problems))
         return schema
+
+    def versioned_bundle(
+        self, model: ModelSpec, model_bytes: bytes, name: str = "", **provenance: Any
+    ) -> BundleSpec:
+        """The bundle file for this schema and model, its version the content hash of both."""
+        draft = replace(self.as_bundle(model, **provenance), name=name or self.name)
+        return replace(draft, model_version=content_version(draft.name, draft.to_dict(), model_bytes))
 
     def as_bundle(self, model: ModelSpec, model_version: str = "", **provenance: Any) -> BundleSpec:
         metadata = {"description": self.description} if self.description else {}

@@ -13,19 +13,18 @@ Every refusal is a `ModelError` (or a `BundleError`) whose message is the one li
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from predictflow.bundle import BUNDLE_FILE, MODEL_FILE, Bundle, BundleError, default_bundle, load_bundle
+from predictflow.bundle import BUNDLE_FILE, Bundle, BundleError, default_bundle, load_bundle
 from predictflow.bundle.check import Graph, check_bundle, check_graph, open_graph, smoke_test
 from predictflow.bundle.exceptions import SchemaMismatch
-from predictflow.bundle.format import BundleSpec, ModelSpec, RecordSchema, content_version
+from predictflow.bundle.format import BundleSpec, ModelSpec, RecordSchema
 from predictflow.bundle.schema_files import read_schema_file
 from predictflow.bundle.store import ModelStore
 
@@ -85,14 +84,7 @@ def import_model(
     model_bytes = model_path.read_bytes()
     graph = open_graph(model_bytes, str(model_path))
     input_name, output_name = pick_ports(graph, input_name, output_name)
-    model = ModelSpec(
-        "onnx",
-        path=MODEL_FILE,
-        sha256=hashlib.sha256(model_bytes).hexdigest(),
-        size_bytes=len(model_bytes),
-        input=input_name,
-        output=output_name,
-    )
+    model = ModelSpec.of_onnx(model_bytes, input=input_name, output=output_name)
     training: dict[str, Any] = {
         "imported_from": {
             "file": model_path.name,
@@ -101,8 +93,7 @@ def import_model(
             "schema_file": schema_path.name,
         }
     }
-    draft = replace(schema.as_bundle(model, training=training), name=name or schema.name)
-    spec = replace(draft, model_version=content_version(draft.name, draft.to_dict(), model_bytes))
+    spec = schema.versioned_bundle(model, model_bytes, name=name or "", training=training)
     problems = spec.problems()
     if problems:
         raise BundleError("the bundle would not be valid: " + "; ".join(problems))

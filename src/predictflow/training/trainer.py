@@ -36,7 +36,6 @@ from predictflow.bundle.format import (
     ModelSpec,
     RecordSchema,
     Task,
-    content_version,
 )
 from predictflow.bundle.schema import CompiledSchema
 from predictflow.bundle.schema_files import read_schema_source
@@ -166,20 +165,9 @@ def train_bundle(
 
     tell("stage", "export")
     model_bytes, output = onnx_bytes(booster, name=name, width=compiled.width)
-    model = ModelSpec(
-        "onnx",
-        path=MODEL_FILE,
-        sha256=hashlib.sha256(model_bytes).hexdigest(),
-        size_bytes=len(model_bytes),
-        input=INPUT_NAME,
-        output=output,
-        opset=ONNX_OPSET,
-    )
+    model = ModelSpec.of_onnx(model_bytes, input=INPUT_NAME, output=output, opset=ONNX_OPSET)
     training = provenance(data, table, len(y), metrics, search, task, classes, options)
-    draft = schema.as_bundle(model, training=training)
-    spec = schema.as_bundle(
-        model, content_version(schema.name, draft.to_dict(), model_bytes), training=training
-    )
+    spec = schema.versioned_bundle(model, model_bytes, training=training)
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
