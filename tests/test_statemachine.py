@@ -272,3 +272,22 @@ def test_a_line_far_longer_than_a_chunk_is_read_as_a_stream_and_its_neighbours_s
     assert run.status == "SUCCEEDED"
     assert [p["line"] for p in run.predictions()] == [1, 2, 4]
     assert [(d["line"], d["error_type"]) for d in run.dead_letters()] == expected
+
+
+@pytest.mark.parametrize("copies", [1, 200], ids=["one-chunk", "several-chunks"])
+def test_a_header_without_a_needed_column_dead_letters_the_file_saying_which(
+    stack: LocalStack, copies: int
+) -> None:
+    names = [name for name in HEADER.split(", ") if name != "age"]
+    row = ", ".join(ARTICLE.split(", ")[1:])
+    body = (", ".join(names) + "\n" + f"{row}\n" * copies).encode()
+    run = Run(stack, body)
+    assert run.status == "FAILED"
+    assert run.predictions() == []
+    (entry,) = run.dead_letters()
+    assert (entry["line"], entry["error_type"]) == (0, "MissingColumns")
+    # One chunk: its Validate names it; several: Fetch does, before any chunk is read.
+    assert entry["error_message"].endswith(
+        f"the header lacks 1 column(s) the model needs: age (the header has: {', '.join(names)})"
+    )
+    assert "errorType" not in entry["error_message"]

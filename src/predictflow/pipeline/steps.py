@@ -291,8 +291,17 @@ def _counts(
 
 
 def _error_of(state: dict[str, Any]) -> tuple[str, str]:
+    """The error a Catch caught, and its cause in words: a Lambda's cause is its JSON error
+    report (`errorType`, `errorMessage`, `stackTrace`), of which a dead letter wants the message."""
     error = state.get("error") or {}
-    return str(error.get("Error", "Unknown")), str(error.get("Cause", ""))[:2000]
+    cause = str(error.get("Cause", ""))
+    try:
+        report = json.loads(cause)
+    except ValueError:
+        report = None
+    if isinstance(report, dict) and "errorMessage" in report:
+        cause = str(report["errorMessage"])
+    return str(error.get("Error", "Unknown")), cause[:2000]
 
 
 def dead_letter_chunk(payload: dict[str, Any], stores: Stores, replay_prefix: str = "") -> dict[str, Any]:
