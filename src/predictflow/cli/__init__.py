@@ -12,6 +12,9 @@ Errors reach the user as one line; `--debug` shows the traceback.
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import sys
 from typing import Any
 
 import click
@@ -32,6 +35,11 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`| head`): end quietly with the status a shell gives a
+            # process SIGPIPE ended, as Unix tools do, rather than "Error: BrokenPipeError".
+            _discard_stdout()
+            raise click.exceptions.Exit(128 + signal.SIGPIPE) from None
         except Exception as error:
             if ctx.meta.get("predictflow.debug"):
                 raise
@@ -61,6 +69,15 @@ def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool
         profile=profile,
         region=region or ("us-east-1" if local_endpoint else None),
     )
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (click's test runner)
+        pass
 
 
 for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq, console):
