@@ -102,6 +102,16 @@ def test_results_prints_the_predictions_of_a_file(stack: LocalStack) -> None:
     assert "no processed file" in run("results", "incoming/never-uploaded.csv").output
 
 
+def test_results_of_an_unknown_version_is_an_error_naming_the_known_ones(stack: LocalStack) -> None:
+    key, _ = uploaded(stack, EVENTS / "records-good.csv", "versioned.csv")
+    [known] = [str(f["pk"]).rsplit("#", 1)[1] for f in stack.results().files() if f["source_key"] == key]
+    assert run("results", key, "--version", known).stdout.count("\n") == 5
+    bogus = run("results", key, "--version", "bogus")
+    assert bogus.exit_code == 1
+    assert bogus.stdout == ""
+    assert f"no version 'bogus' of {key!r} was processed; known versions: {known}" in bogus.output
+
+
 def test_dead_letters_filters_and_replay_marks_what_it_replayed(stack: LocalStack, tmp_path: Path) -> None:
     key, _ = uploaded(stack, EVENTS / "records-mixed.csv", "replayed.csv")
     listed = [json.loads(line) for line in run("dead-letters", "--source", key, "--json").stdout.splitlines()]

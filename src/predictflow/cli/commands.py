@@ -166,11 +166,18 @@ def results(ctx: click.Context, source_key: str, version_id: str | None) -> None
     replays (`attempt`) it took.
     """
     aws = aws_of(ctx)
+    processed = [f for f in aws.results.files() if f.get("source_key") == source_key]
+    if not processed:
+        raise click.ClickException(f"no processed file with key {source_key!r}")
+    versions = [str(f["pk"]).rsplit("#", 1)[1] for f in processed]
     if version_id is None:
-        processed = [f for f in aws.results.files() if f.get("source_key") == source_key]
-        if not processed:
-            raise click.ClickException(f"no processed file with key {source_key!r}")
-        version_id = str(processed[-1]["pk"]).rsplit("#", 1)[1]
+        version_id = versions[-1]
+    elif version_id not in versions:
+        # Printing nothing would read as "no predictions"; name what there is instead.
+        raise click.ClickException(
+            f"no version {version_id!r} of {source_key!r} was processed; "
+            f"known versions: {', '.join(versions)}"
+        )
     for line in aws.results.prediction_lines(source_key, version_id):
         click.echo(line)
     for prediction in aws.results.replayed_predictions(source_key, version_id):
