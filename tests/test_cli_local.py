@@ -26,7 +26,8 @@ def test_local_run_json_summary_and_outputs(tmp_path: Path) -> None:
     summary = json.loads(result.stdout)
     by_file = {Path(row["file"]).name: row for row in summary["files"]}
     assert set(by_file["records-mixed.csv"]) == {
-        "file", "key", "execution", "status", "records", "predicted", "dead_lettered", "seconds",
+        "file", "key", "execution", "status", "records", "predicted", "dead_lettered", "seconds", "error",
+        "cause",
     }  # fmt: skip
     assert (by_file["records-mixed.csv"]["predicted"], by_file["records-mixed.csv"]["dead_lettered"]) == (
         3,
@@ -50,6 +51,15 @@ def test_local_run_table_names_every_file() -> None:
     assert result.exit_code == 0, result.output
     assert "records-good.csv" in result.stdout
     assert "SUCCEEDED" in result.stdout
+
+
+def test_a_failed_execution_keeps_its_error_and_cause_in_the_summary(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    summary = json.loads(CliRunner().invoke(cli, ["local", "run", str(empty), "--json"]).stdout)
+    assert summary["files"][0]["status"] == "FAILED"
+    assert summary["files"][0]["error"] == "NoRecords"
+    assert "no record lines" in summary["files"][0]["cause"]
 
 
 def free_port() -> int:

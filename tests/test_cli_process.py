@@ -29,3 +29,15 @@ def test_a_closed_pipe_ends_the_command_quietly_with_the_shells_status(tmp_path:
     assert process.wait(timeout=120) == 128 + signal.SIGPIPE
     assert "BrokenPipe" not in errors
     assert "Error" not in errors
+
+
+def test_a_failed_execution_shows_its_error_not_motos_state_dump(tmp_path: Path) -> None:
+    """moto logs each failed state with a dump of its internal state; the terminal gets one line."""
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    done = subprocess.run(
+        [*PREDICTFLOW, "local", "run", str(empty)], capture_output=True, text=True, timeout=300
+    )
+    assert "FAILED" in done.stdout
+    assert "FailureEventException" not in done.stderr
+    assert "empty.csv: NoRecords: The file holds no record lines" in done.stderr

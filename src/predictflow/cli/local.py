@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import sys
 import threading
 import time
@@ -26,6 +27,18 @@ class FileResult:
     predicted: int
     dead_lettered: int
     seconds: float
+    error: str = ""
+    cause: str = ""
+
+
+MOTO_STATE_DUMP = "moto.stepfunctions.parser.asl.component.eval_component"
+
+
+def _quiet_moto() -> None:
+    """moto's Step Functions engine logs each failed state as ERROR with a dump of its internal
+    state (about 1,200 characters). The execution's error and cause stay in its record
+    (describe_execution, `show`, the summary); the dump is of no use on a user's terminal."""
+    logging.getLogger(MOTO_STATE_DUMP).setLevel(logging.CRITICAL)
 
 
 @click.group()
@@ -46,6 +59,7 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     """
     from predictflow.local.stack import LocalStack
 
+    _quiet_moto()
     started = time.monotonic()
     stack = LocalStack(server_port=port, api_port=port + 1)
     try:
@@ -145,6 +159,7 @@ def run(
     from predictflow.local.stack import LocalStack
     from predictflow.pipeline.stores import uploaded_version
 
+    _quiet_moto()
     started = time.monotonic()
     # Nothing outside this process can ask for the stack's Outputs by name, so they are not
     # published to CloudFormation (which would cost moto's CloudFormation start-up).
@@ -272,6 +287,8 @@ def _result(
         predicted=int(outcome.get("predicted", 0)),
         dead_lettered=int(outcome.get("dead_lettered", 0)),
         seconds=round(seconds, 3),
+        error=str(described.get("error", "")),
+        cause=str(described.get("cause", "")),
     )
 
 
@@ -318,3 +335,6 @@ def _report(results: list[FileResult], as_json: bool) -> None:
     )
     # A pipe has no width; 120 columns keep every name whole in a log or a CI transcript.
     Console(width=None if sys.stdout.isatty() else 120).print(table)
+    for r in results:
+        if r.error or r.cause:
+            click.echo(f"{Path(r.file).name}: {r.error}: {r.cause}", err=True)
