@@ -92,6 +92,27 @@ def test_show_gives_the_timeline_with_retries_and_errors(stack: LocalStack) -> N
     assert "SUCCEEDED" in result.stdout
 
 
+def test_show_exits_3_for_a_failed_execution_and_0_for_one_with_dead_letters(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    _, failed = uploaded(stack, empty, "empty.csv")
+    shown = run("show", failed.rsplit(":", 1)[1])
+    assert "FAILED" in shown.stdout
+    assert shown.exit_code == 3
+    _, mixed = uploaded(stack, EVENTS / "records-mixed.csv", "shown-mixed.csv")
+    assert run("show", mixed).exit_code == 0
+    assert "Exit status" in run("show", "--help").stdout
+
+
+def test_upload_exits_4_when_an_execution_did_not_start_within_wait(stack: LocalStack) -> None:
+    result = run("upload", str(EVENTS / "records-good.csv"), "--prefix", "impatient", "--wait", "0")
+    assert "(not started yet)" in result.stdout
+    assert result.exit_code == 4
+    stack.wait_for_executions(len(stack.started_executions))
+
+
 def test_results_prints_the_predictions_of_a_file(stack: LocalStack) -> None:
     key, _ = uploaded(stack, EVENTS / "records-mixed.csv", "results.csv")
     result = run("results", key)

@@ -46,6 +46,16 @@ def test_local_run_json_summary_and_outputs(tmp_path: Path) -> None:
     assert all({"source_key", "line", "raw", "error_type", "error_message"} <= set(d) for d in dead)
 
 
+def test_local_run_exit_status_is_0_for_dead_letters_3_for_a_failed_execution(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    mixed = str(EVENTS / "records-mixed.csv")
+    assert CliRunner().invoke(cli, ["local", "run", mixed]).exit_code == 0
+    failed = CliRunner().invoke(cli, ["local", "run", mixed, str(empty)])
+    assert failed.exit_code == 3
+    assert "Exit status" in CliRunner().invoke(cli, ["local", "run", "--help"]).stdout
+
+
 def test_local_run_table_names_every_file() -> None:
     result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["local", "run", str(EVENTS / "records-good.csv")])
     assert result.exit_code == 0, result.output
@@ -56,7 +66,9 @@ def test_local_run_table_names_every_file() -> None:
 def test_a_failed_execution_keeps_its_error_and_cause_in_the_summary(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    summary = json.loads(CliRunner().invoke(cli, ["local", "run", str(empty), "--json"]).stdout)
+    result = CliRunner().invoke(cli, ["local", "run", str(empty), "--json"])
+    assert result.exit_code == 3  # documented: an execution failed
+    summary = json.loads(result.stdout)
     assert summary["files"][0]["status"] == "FAILED"
     assert summary["files"][0]["error"] == "NoRecords"
     assert "no record lines" in summary["files"][0]["cause"]

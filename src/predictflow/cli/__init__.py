@@ -7,6 +7,10 @@
                                           against a deployed stack (--stack-name) or the local one (--local)
 
 Errors reach the user as one line; `--debug` shows the traceback.
+
+Exit status: 0 success (dead letters included), 1 an error, 2 a usage error, 3 an execution
+FAILED (`local run`, `show`), 4 an execution did not start or end in time (`upload`, `replay`,
+`local run`), 141 the reader of stdout went away (`| head`).
 """
 
 from __future__ import annotations
@@ -58,7 +62,13 @@ class Cli(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool, endpoint_url: str | None,
         profile: str | None, region: str | None) -> None:  # fmt: skip
-    """Predictions for every record of every file dropped in S3."""
+    """Predictions for every record of every file dropped in S3.
+
+    \b
+    Exit status: 0 success (dead letters included), 1 an error, 2 a usage error,
+    3 an execution ended FAILED (local run, show),
+    4 an execution did not start or end in time (upload, replay, local run),
+    141 the reader of the output went away (| head)."""
     ctx.meta["predictflow.debug"] = debug
     if use_local:
         endpoint_url = endpoint_url or LOCAL_ENDPOINT

@@ -19,6 +19,15 @@ from predictflow.cli.aws import Aws
 from predictflow.pipeline.stores import uploaded_version
 from predictflow.service import executions as executions_service
 
+# Exit codes scripts can rely on (as they do on `sam` and `aws stepfunctions`); 1 is any other
+# error (one line on stderr) and 2 a usage error, as click gives them.
+EXIT_EXECUTION_FAILED = 3
+"""An execution ended FAILED, TIMED_OUT or ABORTED (`local run`, `show`)."""
+EXIT_NOT_STARTED = 4
+"""An upload's execution did not start within --wait (`upload`, `replay`), or did not end
+within --timeout (`local run`)."""
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+
 
 def console() -> Console:
     # Made per command so that the terminal's width (or COLUMNS) at that moment applies; a
@@ -58,7 +67,10 @@ def _wait_for_claims(aws: Aws, uploads: list[tuple[Path, str, str]], wait: float
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for each file's execution.")
 @click.pass_context
 def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float) -> None:
-    """Put FILES (or every file under a DIR) under the input prefix; each starts an execution."""
+    """Put FILES (or every file under a DIR) under the input prefix; each starts an execution.
+
+    Exit status: 0 once every file's execution started (whatever its outcome), 4 if one did not
+    start within --wait."""
     aws = aws_of(ctx)
     names = aws.names
     files = _files(paths)
@@ -76,6 +88,8 @@ def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float
     for path, key, version in uploads:
         arn = executions.get(key, "(not started yet)")
         click.echo(f"{path} -> s3://{names.input_bucket}/{key} (version {version}) -> {arn}")
+    if len(executions) < len(uploads):
+        ctx.exit(EXIT_NOT_STARTED)
 
 
 def _since(text: str | None) -> datetime | None:
@@ -132,7 +146,10 @@ timeline = executions_service.timeline
 @click.argument("execution")
 @click.pass_context
 def show(ctx: click.Context, execution: str) -> None:
-    """The state-by-state timeline of EXECUTION (an ARN, or the name at its end)."""
+    """The state-by-state timeline of EXECUTION (an ARN, or the name at its end).
+
+    Exit status: 0 for a running or succeeded execution (dead letters included), 3 for one that
+    ended FAILED, TIMED_OUT or ABORTED."""
     aws = aws_of(ctx)
     sfn = aws.client("stepfunctions")
     arn = executions_service.execution_arn(aws.names.state_machine_arn, execution)
@@ -152,6 +169,8 @@ def show(ctx: click.Context, execution: str) -> None:
     console().print(table)
     if not aws.is_local:
         console().print(executions_service.console_url(aws.region_name, arn))
+    if described.status in FAILED_STATUSES:
+        ctx.exit(EXIT_EXECUTION_FAILED)
 
 
 @click.command()
@@ -236,7 +255,7 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
 
     Each replayed entry is marked, so replaying again, or at the same time, does not
     submit it twice; a replay stopped at any point hides no entry for longer than its
-    claims' expiry (15 minutes).
+    claims' expiry (15 minutes). Exit status 4: a replay's execution did not start within --wait.
     """
     from predictflow.service import replay as replays
 
@@ -291,6 +310,8 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
     started_by = _wait_for_claims(aws, uploads, wait)
     for _, key, _ in uploads:
         click.echo(f"execution: {started_by.get(key, '(not started yet)')}")
+    if len(started_by) < len(uploads):
+        ctx.exit(EXIT_NOT_STARTED)
 
 
 @click.group()

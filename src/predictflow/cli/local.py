@@ -155,7 +155,10 @@ def run(
     execution: the S3 event starts each one through the EventBridge rule, as on AWS.
 
     With --model, the bundle is first deployed into this run's own model store (checked as
-    `model deploy` checks it), so the files are scored by it; nothing outside the run changes."""
+    `model deploy` checks it), so the files are scored by it; nothing outside the run changes.
+
+    Exit status: 0 when every execution succeeded (dead letters included), 3 when one ended
+    FAILED, 4 when one did not end within --timeout."""
     from predictflow.local.stack import LocalStack
     from predictflow.pipeline.stores import uploaded_version
 
@@ -204,8 +207,12 @@ def run(
         if out_dir is not None:
             _write_outputs(stack, uploads, out_dir)
     _report(results, as_json)
-    if any(result.status not in ("SUCCEEDED", "FAILED") for result in results):
-        raise SystemExit(1)
+    from predictflow.cli.commands import EXIT_EXECUTION_FAILED, EXIT_NOT_STARTED, FAILED_STATUSES
+
+    if any(result.status in FAILED_STATUSES for result in results):
+        raise SystemExit(EXIT_EXECUTION_FAILED)
+    if any(result.status != "SUCCEEDED" for result in results):
+        raise SystemExit(EXIT_NOT_STARTED)
 
 
 def _deploy_model(stack: Any, model_dir: Path) -> str:
