@@ -61,6 +61,22 @@ def test_upload_takes_a_directory(stack: LocalStack, tmp_path: Path) -> None:
     assert all("arn:aws:states:" in line for line in result.stdout.splitlines())
 
 
+def test_upload_keeps_sub_folders_in_the_keys(stack: LocalStack, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.csv").write_bytes((EVENTS / "records-good.csv").read_bytes())
+    result = run("upload", str(tmp_path), "--prefix", "tree")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(" -> ")[1].split(" ")[0].split("/", 3)[3] for line in lines] == [
+        "incoming/tree/a/x.csv",
+        "incoming/tree/b/x.csv",
+    ]
+    arns = [line.rsplit(" -> ", 1)[1] for line in lines]
+    assert len(set(arns)) == 2
+    stack.wait_for_executions(len(stack.started_executions))
+
+
 def test_executions_lists_files_with_status_and_counts(stack: LocalStack) -> None:
     key, arn = uploaded(stack, EVENTS / "records-mixed.csv", "listed.csv")
     result = run("executions", "--json")

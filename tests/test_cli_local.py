@@ -56,6 +56,35 @@ def test_local_run_exit_status_is_0_for_dead_letters_3_for_a_failed_execution(tm
     assert "Exit status" in CliRunner().invoke(cli, ["local", "run", "--help"]).stdout
 
 
+def test_local_run_keeps_files_of_the_same_name_apart(tmp_path: Path) -> None:
+    for folder, name in (("a", "records-good.csv"), ("b", "records-mixed.csv")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "r.csv").write_bytes((EVENTS / name).read_bytes())
+    files = [str(tmp_path / "a" / "r.csv"), str(tmp_path / "b" / "r.csv")]
+    result = CliRunner().invoke(
+        cli, ["local", "run", *files, "--json", "--out", str(tmp_path / "out"), "--timeout", "60"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [(row["key"], row["predicted"]) for row in summary["files"]] == [
+        ("incoming/a/r.csv", 5),
+        ("incoming/b/r.csv", 3),
+    ]
+    assert len((tmp_path / "out" / "predictions" / "a" / "r.csv.jsonl").read_text().splitlines()) == 5
+    assert len((tmp_path / "out" / "predictions" / "b" / "r.csv.jsonl").read_text().splitlines()) == 3
+
+
+def test_local_run_out_takes_a_254_byte_file_name_and_prints_its_summary(tmp_path: Path) -> None:
+    long = tmp_path / ("x" * 250 + ".csv")
+    long.write_bytes((EVENTS / "records-good.csv").read_bytes())
+    result = CliRunner().invoke(cli, ["local", "run", str(long), "--json", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"]["predicted"] == 5
+    [written] = (tmp_path / "out" / "predictions").iterdir()
+    assert written.name.startswith("x" * 200)
+    assert len(written.read_text().splitlines()) == 5
+
+
 def test_local_run_table_names_every_file() -> None:
     result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["local", "run", str(EVENTS / "records-good.csv")])
     assert result.exit_code == 0, result.output

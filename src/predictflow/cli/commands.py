@@ -39,11 +39,28 @@ def aws_of(ctx: click.Context) -> Aws:
     return ctx.find_object(Aws) or ctx.fail("internal: no AWS context")  # type: ignore[return-value]
 
 
-def _files(paths: tuple[Path, ...]) -> list[Path]:
-    found: list[Path] = []
+def _files(paths: tuple[Path, ...]) -> list[tuple[Path, str]]:
+    """Each file to upload with its name under the input prefix: its path relative to the
+    folder given, or its own name for a file given. Names that would collide (`a/x.csv` and
+    `b/x.csv` given as files) take their path relative to the files' common folder instead."""
+    found: list[tuple[Path, str]] = []
     for path in paths:
-        found.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    return found
+        if path.is_dir():
+            found.extend((f, f.relative_to(path).as_posix()) for f in sorted(path.rglob("*")) if f.is_file())
+        else:
+            found.append((path, path.name))
+    return unique_names(found)
+
+
+def unique_names(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    names = [name for _, name in files]
+    if len(set(names)) == len(names):
+        return files
+    resolved = [path.resolve() for path, _ in files]
+    common = Path(os.path.commonpath([path.parent for path in resolved]))
+    return [
+        (path, full.relative_to(common).as_posix()) for (path, _), full in zip(files, resolved, strict=True)
+    ]
 
 
 def _wait_for_claims(aws: Aws, uploads: list[tuple[Path, str, str]], wait: float) -> dict[str, str]:
@@ -67,7 +84,8 @@ def _wait_for_claims(aws: Aws, uploads: list[tuple[Path, str, str]], wait: float
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for each file's execution.")
 @click.pass_context
 def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float) -> None:
-    """Put FILES (or every file under a DIR) under the input prefix; each starts an execution.
+    """Put FILES (or every file under a DIR, keeping its sub-folders in the keys) under the
+    input prefix; each starts an execution.
 
     Exit status: 0 once every file's execution started (whatever its outcome), 4 if one did not
     start within --wait."""
@@ -77,9 +95,9 @@ def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float
     s3 = aws.client("s3")
     uploads: list[tuple[Path, str, str]] = []
     with Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("uploading", total=sum(f.stat().st_size for f in files))
-        for path in files:
-            key = f"{names.input_prefix}{prefix.strip('/') + '/' if prefix else ''}{path.name}"
+        task = progress.add_task("uploading", total=sum(f.stat().st_size for f, _ in files))
+        for path, name in files:
+            key = f"{names.input_prefix}{prefix.strip('/') + '/' if prefix else ''}{name}"
             with path.open("rb") as body:
                 response = s3.put_object(Bucket=names.input_bucket, Key=key, Body=body)
             uploads.append((path, key, uploaded_version(response)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import sys
@@ -159,6 +160,7 @@ def run(
 
     Exit status: 0 when every execution succeeded (dead letters included), 3 when one ended
     FAILED, 4 when one did not end within --timeout."""
+    from predictflow.cli.commands import unique_names
     from predictflow.local.stack import LocalStack
     from predictflow.pipeline.stores import uploaded_version
 
@@ -189,8 +191,8 @@ def run(
         uploads: list[tuple[Path, str, str]] = []
         s3 = stack.client("s3")
         prefix = stack.outputs["InputPrefix"]
-        for path in files:
-            key = f"{prefix}{path.name}"
+        for path, name in unique_names([(path, path.name) for path in files]):
+            key = f"{prefix}{name}"
             started_at[key] = time.monotonic()
             response = s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=path.read_bytes())
             uploads.append((path, key, uploaded_version(response)))
@@ -204,9 +206,15 @@ def run(
             show_progress=sys.stderr.isatty() and not as_json,
         )
         results = [finished[key] for _, key, _ in uploads]
+        unwritten = None
         if out_dir is not None:
-            _write_outputs(stack, uploads, out_dir)
-    _report(results, as_json)
+            try:
+                _write_outputs(stack, uploads, prefix, out_dir)
+            except OSError as error:  # the summary still matters more than the copy
+                unwritten = f"cannot write under {out_dir}: {error.strerror}: {error.filename}"
+    _report(results, prefix, as_json)
+    if unwritten:
+        raise click.ClickException(unwritten)
     from predictflow.cli.commands import EXIT_EXECUTION_FAILED, EXIT_NOT_STARTED, FAILED_STATUSES
 
     if any(result.status in FAILED_STATUSES for result in results):
@@ -299,20 +307,31 @@ def _result(
     )
 
 
-def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], out_dir: Path) -> None:
+def output_name(name: str) -> str:
+    """`NAME.jsonl`, its last part shortened (keeping a hash of it) where a file system's
+    255-byte limit on a name would refuse it."""
+    folder, _, base = name.rpartition("/")
+    if len(f"{base}.jsonl".encode()) > 255:
+        digest = hashlib.sha256(base.encode()).hexdigest()[:12]
+        base = f"{base.encode()[:200].decode(errors='ignore')}-{digest}"
+    return f"{folder}/{base}.jsonl" if folder else f"{base}.jsonl"
+
+
+def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], prefix: str, out_dir: Path) -> None:
     results = stack.results()
-    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
-    (out_dir / "dead-letter").mkdir(parents=True, exist_ok=True)
-    for path, key, version in uploads:
-        with (out_dir / "predictions" / f"{path.name}.jsonl").open("wb") as out:
+    for _, key, version in uploads:
+        name = output_name(key.removeprefix(prefix))
+        for kind in ("predictions", "dead-letter"):
+            (out_dir / kind / name).parent.mkdir(parents=True, exist_ok=True)
+        with (out_dir / "predictions" / name).open("wb") as out:
             for line in results.prediction_lines(key, version):
                 out.write(line + b"\n")
-        with (out_dir / "dead-letter" / f"{path.name}.jsonl").open("w") as out:
+        with (out_dir / "dead-letter" / name).open("w") as out:
             for entry in results.dead_letters(source_key=key, version=version):
                 out.write(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}) + "\n")
 
 
-def _report(results: list[FileResult], as_json: bool) -> None:
+def _report(results: list[FileResult], prefix: str, as_json: bool) -> None:
     totals = {
         name: sum(getattr(r, name) for r in results) for name in ("records", "predicted", "dead_lettered")
     }
@@ -329,7 +348,7 @@ def _report(results: list[FileResult], as_json: bool) -> None:
     for r in results:
         style = "green" if r.status == "SUCCEEDED" else "red"
         table.add_row(
-            Path(r.file).name,
+            r.key.removeprefix(prefix),
             r.execution.rsplit(":", 1)[-1][:8],
             f"[{style}]{r.status}[/]",
             str(r.records),
@@ -344,4 +363,4 @@ def _report(results: list[FileResult], as_json: bool) -> None:
     Console(width=None if sys.stdout.isatty() else 120).print(table)
     for r in results:
         if r.error or r.cause:
-            click.echo(f"{Path(r.file).name}: {r.error}: {r.cause}", err=True)
+            click.echo(f"{r.key.removeprefix(prefix)}: {r.error}: {r.cause}", err=True)
