@@ -77,6 +77,23 @@ def test_upload_keeps_sub_folders_in_the_keys(stack: LocalStack, tmp_path: Path)
     stack.wait_for_executions(len(stack.started_executions))
 
 
+def test_upload_of_a_folder_takes_record_files_only_unless_included(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    for name in ("records.csv", "more.jsonl", "event.json", "notes.txt"):
+        (tmp_path / name).write_bytes((EVENTS / "records-good.csv").read_bytes())
+    result = run("upload", str(tmp_path), "--prefix", "patterns")
+    assert result.exit_code == 0, result.output
+    keys = [line.split(" -> ")[1].split("/", 3)[3].split(" ")[0] for line in result.stdout.splitlines()]
+    assert keys == ["incoming/patterns/more.jsonl", "incoming/patterns/records.csv"]
+    assert "skipped 2 files matching none of *.csv, *.jsonl (see --include)" in result.stderr
+    included = run("upload", str(tmp_path), "--prefix", "patterns-txt", "--include", "*.txt")
+    assert included.exit_code == 0, included.output
+    assert len(included.stdout.splitlines()) == 3
+    assert "*.csv, *.jsonl" in run("upload", "--help").stdout
+    stack.wait_for_executions(len(stack.started_executions))
+
+
 def test_executions_lists_files_with_status_and_counts(stack: LocalStack) -> None:
     key, arn = uploaded(stack, EVENTS / "records-mixed.csv", "listed.csv")
     result = run("executions", "--json")

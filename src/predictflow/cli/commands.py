@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
@@ -39,17 +40,27 @@ def aws_of(ctx: click.Context) -> Aws:
     return ctx.find_object(Aws) or ctx.fail("internal: no AWS context")  # type: ignore[return-value]
 
 
-def _files(paths: tuple[Path, ...]) -> list[tuple[Path, str]]:
-    """Each file to upload with its name under the input prefix: its path relative to the
-    folder given, or its own name for a file given. Names that would collide (`a/x.csv` and
-    `b/x.csv` given as files) take their path relative to the files' common folder instead."""
+RECORD_PATTERNS = ("*.csv", "*.jsonl")
+"""What `upload DIR` takes from a folder: record files, not the JSON events or notes beside them."""
+
+
+def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> tuple[list[tuple[Path, str]], int]:
+    """Each file to upload with its name under the input prefix, and how many files of the
+    folders given matched no pattern. A file's name is its path relative to the folder given,
+    or its own name for a file given (always taken, whatever its name). Names that would collide
+    (`a/x.csv` and `b/x.csv` given as files) take their path relative to the files' common folder."""
     found: list[tuple[Path, str]] = []
+    skipped = 0
     for path in paths:
-        if path.is_dir():
-            found.extend((f, f.relative_to(path).as_posix()) for f in sorted(path.rglob("*")) if f.is_file())
-        else:
+        if not path.is_dir():
             found.append((path, path.name))
-    return unique_names(found)
+            continue
+        for file in sorted(f for f in path.rglob("*") if f.is_file()):
+            if any(fnmatch.fnmatch(file.name, pattern) for pattern in patterns):
+                found.append((file, file.relative_to(path).as_posix()))
+            else:
+                skipped += 1
+    return unique_names(found), skipped
 
 
 def unique_names(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
@@ -81,17 +92,30 @@ def _wait_for_claims(aws: Aws, uploads: list[tuple[Path, str, str]], wait: float
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--prefix", default="", help="Sub-folder under the input prefix.")
+@click.option(
+    "--include",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help=f"Also take a folder's files matching PATTERN (repeatable) [always: {', '.join(RECORD_PATTERNS)}].",
+)
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for each file's execution.")
 @click.pass_context
-def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float) -> None:
-    """Put FILES (or every file under a DIR, keeping its sub-folders in the keys) under the
-    input prefix; each starts an execution.
+def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, patterns: tuple[str, ...],
+           wait: float) -> None:  # fmt: skip
+    """Put FILES (or the record files under a DIR: *.csv and *.jsonl, plus --include; keeping
+    sub-folders in the keys) under the input prefix; each starts an execution.
 
     Exit status: 0 once every file's execution started (whatever its outcome), 4 if one did not
     start within --wait."""
     aws = aws_of(ctx)
     names = aws.names
-    files = _files(paths)
+    taken = (*RECORD_PATTERNS, *patterns)
+    files, skipped = _files(paths, taken)
+    if skipped:
+        click.echo(f"skipped {skipped} files matching none of {', '.join(taken)} (see --include)", err=True)
+    if not files:
+        raise click.ClickException(f"no file to upload: none matches {', '.join(taken)}")
     s3 = aws.client("s3")
     uploads: list[tuple[Path, str, str]] = []
     with Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True), transient=True) as progress:
