@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,15 @@ def test_a_failed_execution_shows_its_error_not_motos_state_dump(tmp_path: Path)
     assert "FAILED" in done.stdout
     assert "FailureEventException" not in done.stderr
     assert "empty.csv: NoRecords: The file holds no record lines" in done.stderr
+
+
+def test_local_up_on_a_busy_port_fails_at_once() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [*PREDICTFLOW, "local", "up", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"Error: port {port} is in use; use --port"

@@ -6,6 +6,7 @@ import gc
 import hashlib
 import json
 import logging
+import socket
 import sys
 import threading
 import time
@@ -61,6 +62,9 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     from predictflow.local.stack import LocalStack
 
     _quiet_moto()
+    for wanted, role in ((port, ""), (port + 1, " (the API's, --port + 1)")):
+        if _port_in_use(wanted):
+            raise click.ClickException(f"port {wanted}{role} is in use; use --port")
     started = time.monotonic()
     stack = LocalStack(server_port=port, api_port=port + 1)
     try:
@@ -125,6 +129,19 @@ def up(port: int, console_port: int, no_console: bool) -> None:
         if served is not None:
             served.stop()
         stack.stop()
+
+
+def _port_in_use(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:PORT. The moto server binds in a thread of its
+    own, whose failure would leave this process waiting for nothing; so ask first, binding as
+    the server does (SO_REUSEADDR: a port left in TIME_WAIT is free)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _clock() -> str:
