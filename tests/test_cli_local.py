@@ -13,6 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from predictflow.cli import cli
+from predictflow.cli.aws import read_local_state
 from predictflow.local.stack import LocalStack
 from tests.fixtures import EVENTS
 
@@ -149,10 +150,9 @@ def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
         while "Ctrl-C stops" not in banner and time.monotonic() < deadline:
             banner += server.stdout.readline()
         assert f"local stack on http://127.0.0.1:{port}" in banner
-        endpoint = f"http://127.0.0.1:{port}"
-        uploaded = CliRunner().invoke(
-            cli, ["--endpoint-url", endpoint, "upload", str(EVENTS / "records-good.csv")]
-        )
+        # --local finds the stack on the port it was given, as the banner's hint says.
+        assert "predictflow --local upload" in banner
+        uploaded = CliRunner().invoke(cli, ["--local", "upload", str(EVENTS / "records-good.csv")])
         assert uploaded.exit_code == 0, uploaded.output
         log = ""
         while "succeeded" not in log and time.monotonic() < deadline:
@@ -163,6 +163,32 @@ def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
         rest, _ = server.communicate(timeout=30)
         assert "stopping" in rest
         assert server.returncode == 0
+        assert read_local_state() is None
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_local_finds_a_stack_served_on_another_port_and_says_when_it_is_starting() -> None:
+    """`local up --port N` then `--local ...`: the commands go to port N, and while it still
+    deploys they say so rather than send the user to `sam deploy`."""
+    from moto.server import ThreadedMotoServer
+
+    from predictflow.cli.aws import clear_local_state, write_local_state
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        write_local_state(f"http://127.0.0.1:{port}", ready=False)
+        starting = CliRunner().invoke(cli, ["--local", "executions"])
+        assert starting.exit_code == 1
+        assert f"the local stack at http://127.0.0.1:{port} is starting" in starting.output
+        write_local_state(f"http://127.0.0.1:{port}", ready=True)
+        ready = CliRunner().invoke(cli, ["--local", "executions"])
+        assert "no stack named 'predictflow-local'" in ready.output
+    finally:
+        clear_local_state()
+        server.stop()
+    gone = CliRunner().invoke(cli, ["--local", "executions"])
+    assert "cannot reach http://127.0.0.1:4566" in gone.output

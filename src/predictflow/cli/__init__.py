@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from predictflow.cli.aws import DEFAULT_STACK, LOCAL_ENDPOINT, LOCAL_STACK, Aws, explain
+from predictflow.cli.aws import DEFAULT_STACK, LOCAL_STACK, Aws, explain, local_endpoint
 from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload
 from predictflow.cli.console import console
 from predictflow.cli.local import local
@@ -54,7 +54,12 @@ class Cli(click.Group):
 @click.group(cls=Cli)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("--stack-name", envvar="PREDICTFLOW_STACK", help=f"Deployed stack [default: {DEFAULT_STACK}].")
-@click.option("--local", "use_local", is_flag=True, help=f"Use the local stack at {LOCAL_ENDPOINT}.")
+@click.option(
+    "--local",
+    "use_local",
+    is_flag=True,
+    help="Use the local stack `local up` serves (any --port; default 4566).",
+)
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="Any AWS-compatible endpoint.")
 @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile.")
 @click.option("--region", envvar="AWS_REGION", help="AWS region.")
@@ -71,13 +76,13 @@ def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool
     141 the reader of the output went away (| head)."""
     ctx.meta["predictflow.debug"] = debug
     if use_local:
-        endpoint_url = endpoint_url or LOCAL_ENDPOINT
-    local_endpoint = endpoint_url is not None
+        endpoint_url = endpoint_url or local_endpoint()
+    custom_endpoint = endpoint_url is not None
     ctx.obj = Aws(
-        stack_name=stack_name or (LOCAL_STACK if local_endpoint else DEFAULT_STACK),
+        stack_name=stack_name or (LOCAL_STACK if custom_endpoint else DEFAULT_STACK),
         endpoint_url=endpoint_url,
         profile=profile,
-        region=region or ("us-east-1" if local_endpoint else None),
+        region=region or ("us-east-1" if custom_endpoint else None),
     )
 
 

@@ -65,12 +65,22 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     for wanted, role in ((port, ""), (port + 1, " (the API's, --port + 1)")):
         if _port_in_use(wanted):
             raise click.ClickException(f"port {wanted}{role} is in use; use --port")
+    from predictflow.cli.aws import clear_local_state, write_local_state
+
     started = time.monotonic()
     stack = LocalStack(server_port=port, api_port=port + 1)
+    endpoint = f"http://127.0.0.1:{port}"
+    # `--local` commands find this endpoint, and while it deploys they say it is starting.
+    write_local_state(endpoint, ready=False)
     try:
         stack.start()
     except OSError as error:
+        clear_local_state()
         raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror}") from error
+    except BaseException:
+        clear_local_state()
+        raise
+    write_local_state(endpoint, ready=True)
     click.echo(
         f"local stack on {stack.endpoint_url}, deployed from template.yaml "
         f"in {time.monotonic() - started:.1f}s"
@@ -126,6 +136,7 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
+        clear_local_state()
         if served is not None:
             served.stop()
         stack.stop()
