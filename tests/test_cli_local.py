@@ -13,8 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from predictflow.cli import cli
-from predictflow.cli.aws import read_local_state
-from predictflow.local.stack import LocalStack
+from predictflow.cli.aws import LOCAL_REGION, read_local_state
+from predictflow.local.stack import REGION, LocalStack
 from tests.fixtures import EVENTS
 
 
@@ -152,7 +152,13 @@ def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
         assert f"local stack on http://127.0.0.1:{port}" in banner
         # --local finds the stack on the port it was given, as the banner's hint says.
         assert "predictflow --local upload" in banner
-        uploaded = CliRunner().invoke(cli, ["--local", "upload", str(EVENTS / "records-good.csv")])
+        # ... and in its own region, whatever the user's environment names.
+        uploaded = CliRunner(env={"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"}).invoke(
+            cli, ["--local", "upload", str(EVENTS / "records-good.csv")]
+        )
+        assert uploaded.exit_code == 0, uploaded.output
+        listed = CliRunner().invoke(cli, ["--local", "--region", "ap-south-1", "executions", "--json"])
+        assert listed.exit_code == 0, listed.output
         assert uploaded.exit_code == 0, uploaded.output
         log = ""
         while "succeeded" not in log and time.monotonic() < deadline:
@@ -167,6 +173,10 @@ def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_the_local_region_is_the_stacks() -> None:
+    assert LOCAL_REGION == REGION
 
 
 def test_local_finds_a_stack_served_on_another_port_and_says_when_it_is_starting() -> None:

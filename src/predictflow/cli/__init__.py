@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from predictflow.cli.aws import DEFAULT_STACK, LOCAL_STACK, Aws, explain, local_endpoint
+from predictflow.cli.aws import DEFAULT_STACK, LOCAL_REGION, LOCAL_STACK, Aws, explain, local_endpoint
 from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload
 from predictflow.cli.console import console
 from predictflow.cli.local import local
@@ -77,12 +77,15 @@ def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool
     ctx.meta["predictflow.debug"] = debug
     if use_local:
         endpoint_url = endpoint_url or local_endpoint()
+        # The local stack lives in one region (its ARNs and Outputs say so); a region the
+        # environment names for AWS (AWS_REGION, a profile's) must not send --local elsewhere.
+        region = LOCAL_REGION
     custom_endpoint = endpoint_url is not None
     ctx.obj = Aws(
         stack_name=stack_name or (LOCAL_STACK if custom_endpoint else DEFAULT_STACK),
         endpoint_url=endpoint_url,
         profile=profile,
-        region=region or ("us-east-1" if custom_endpoint else None),
+        region=region or (LOCAL_REGION if custom_endpoint else None),
     )
 
 
