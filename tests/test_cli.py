@@ -222,6 +222,14 @@ def test_replay_redrive_calls_redrive_execution(stack: LocalStack, monkeypatch: 
     assert f"redriven {arn}" in result.stdout
 
 
+def test_replay_redrive_on_the_local_stack_says_in_one_line_it_cannot() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:execution:machine:failed-run"
+    result = CliRunner().invoke(cli, ["--local", "replay", "--redrive", arn])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert result.output.startswith("Error: the local stack cannot redrive an execution;")
+
+
 def test_errors_are_one_clear_line(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -287,7 +287,10 @@ def dead_letters(ctx: click.Context, error_type: str | None, source_key: str | N
 @click.option("--all", "everything", is_flag=True, help="With --fixed and no filter: take every open entry.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @click.option(
-    "--redrive", "redrive_arn", metavar="EXECUTION", help="Redrive a FAILED Standard execution instead."
+    "--redrive",
+    "redrive_arn",
+    metavar="EXECUTION",
+    help="Redrive a FAILED Standard execution instead (on AWS; the local stack cannot).",
 )
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the new execution.")
 @click.pass_context
@@ -302,6 +305,11 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
     from predictflow.service import replay as replays
 
     aws = aws_of(ctx)
+    if redrive_arn and aws.is_local:
+        # moto has no RedriveExecution: it answers with a server error page.
+        raise click.ClickException(
+            "the local stack cannot redrive an execution; upload the file again, or replay its dead letters"
+        )
     if redrive_arn:
         started = aws.client("stepfunctions").redrive_execution(executionArn=redrive_arn)
         click.echo(f"redriven {redrive_arn} at {started['redriveDate']}")
