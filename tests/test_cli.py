@@ -120,7 +120,7 @@ def test_show_gives_the_timeline_with_retries_and_errors(stack: LocalStack) -> N
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
     assert {"Fetch", "Process Chunks", "Validate", "Predict", "Route", "Finalize", "Done"} <= set(rows)
-    assert rows["Predict"].split("│")[4].strip() == "2"
+    assert rows["Predict"].split("│")[5].strip() == "2"
     assert "PredictorThrottled" in rows["Predict"]
     assert "SUCCEEDED" in result.stdout
 

@@ -188,7 +188,8 @@ timeline = executions_service.timeline
 @click.argument("execution")
 @click.pass_context
 def show(ctx: click.Context, execution: str) -> None:
-    """The state-by-state timeline of EXECUTION (an ARN, or the name at its end).
+    """The state-by-state timeline of EXECUTION (an ARN, or the name at its end); the states
+    of the Map's iterations follow it, chunk by chunk (`chunk`: the iteration's index).
 
     Exit status: 0 for a running or succeeded execution (dead letters included), 3 for one that
     ended FAILED, TIMED_OUT or ABORTED."""
@@ -200,14 +201,15 @@ def show(ctx: click.Context, execution: str) -> None:
     if described.error:
         console().print(f"error: {described.error}: {described.cause}")
     table = Table()
-    for column in ("state", "started", "seconds", "retries", "error", "cause"):
+    for column in ("state", "chunk", "started", "seconds", "retries", "error", "cause"):
         table.add_column(column, no_wrap=column != "cause")
     for step in timeline(executions_service.history(sfn, arn)):
         retries = max(0, step["attempts"] - 1)
         seconds = "" if step["seconds"] is None else f"{step['seconds']:.3f}"
         started = step["started"].strftime("%H:%M:%S.%f")[:-3]
         retried = str(retries) if step["attempts"] else ""
-        table.add_row(step["state"], started, seconds, retried, step["error"], str(step["cause"])[:80])
+        label = "" if step["chunk"] is None else str(step["chunk"])
+        table.add_row(step["state"], label, started, seconds, retried, step["error"], str(step["cause"])[:80])
     console().print(table)
     if not aws.is_local:
         console().print(executions_service.console_url(aws.region_name, arn))
