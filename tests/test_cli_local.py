@@ -13,7 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from predictflow.cli import cli
-from predictflow.cli.aws import LOCAL_REGION, read_local_state
+from predictflow.cli.aws import LOCAL_REGION, local_endpoint, read_local_state
 from predictflow.local.stack import REGION, LocalStack
 from tests.fixtures import EVENTS
 
@@ -200,5 +200,4 @@ def test_local_finds_a_stack_served_on_another_port_and_says_when_it_is_starting
     finally:
         clear_local_state()
         server.stop()
-    gone = CliRunner().invoke(cli, ["--local", "executions"])
-    assert "cannot reach http://127.0.0.1:4566" in gone.output
+    assert local_endpoint() == "http://127.0.0.1:4566"  # once it stopped, the default port again
