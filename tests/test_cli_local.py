@@ -164,6 +164,7 @@ def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
         while "succeeded" not in log and time.monotonic() < deadline:
             log += server.stdout.readline()
         assert "started" in log
+        assert f"--endpoint-url http://127.0.0.1:{port}" in log  # the hint names the port it serves
         assert "records-good.csv" in log
         server.send_signal(signal.SIGINT)
         rest, _ = server.communicate(timeout=30)

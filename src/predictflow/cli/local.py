@@ -112,6 +112,8 @@ def up(port: int, console_port: int, no_console: bool) -> None:
             served = serve(aws, port=0, background=True)
         click.echo(f"console: {served.url}")
     click.echo("try: predictflow --local upload events/records-mixed.csv   (Ctrl-C stops)")
+    if port != 4566:
+        click.echo(f"  (--local finds port {port} while this runs; any AWS tool: --endpoint-url {endpoint})")
     running: dict[str, str] = {}
     lock = threading.Lock()
 
