@@ -61,6 +61,39 @@ def test_upload_takes_a_directory(stack: LocalStack, tmp_path: Path) -> None:
     assert all("arn:aws:states:" in line for line in result.stdout.splitlines())
 
 
+def test_upload_keeps_sub_folders_in_the_keys(stack: LocalStack, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.csv").write_bytes((EVENTS / "records-good.csv").read_bytes())
+    result = run("upload", str(tmp_path), "--prefix", "tree")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(" -> ")[1].split(" ")[0].split("/", 3)[3] for line in lines] == [
+        "incoming/tree/a/x.csv",
+        "incoming/tree/b/x.csv",
+    ]
+    arns = [line.rsplit(" -> ", 1)[1] for line in lines]
+    assert len(set(arns)) == 2
+    stack.wait_for_executions(len(stack.started_executions))
+
+
+def test_upload_of_a_folder_takes_record_files_only_unless_included(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    for name in ("records.csv", "more.jsonl", "event.json", "notes.txt"):
+        (tmp_path / name).write_bytes((EVENTS / "records-good.csv").read_bytes())
+    result = run("upload", str(tmp_path), "--prefix", "patterns")
+    assert result.exit_code == 0, result.output
+    keys = [line.split(" -> ")[1].split("/", 3)[3].split(" ")[0] for line in result.stdout.splitlines()]
+    assert keys == ["incoming/patterns/more.jsonl", "incoming/patterns/records.csv"]
+    assert "skipped 2 files matching none of *.csv, *.jsonl (see --include)" in result.stderr
+    included = run("upload", str(tmp_path), "--prefix", "patterns-txt", "--include", "*.txt")
+    assert included.exit_code == 0, included.output
+    assert len(included.stdout.splitlines()) == 3
+    assert "*.csv, *.jsonl" in run("upload", "--help").stdout
+    stack.wait_for_executions(len(stack.started_executions))
+
+
 def test_executions_lists_files_with_status_and_counts(stack: LocalStack) -> None:
     key, arn = uploaded(stack, EVENTS / "records-mixed.csv", "listed.csv")
     result = run("executions", "--json")
@@ -87,9 +120,30 @@ def test_show_gives_the_timeline_with_retries_and_errors(stack: LocalStack) -> N
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
     assert {"Fetch", "Process Chunks", "Validate", "Predict", "Route", "Finalize", "Done"} <= set(rows)
-    assert rows["Predict"].split("│")[4].strip() == "2"
+    assert rows["Predict"].split("│")[5].strip() == "2"
     assert "PredictorThrottled" in rows["Predict"]
     assert "SUCCEEDED" in result.stdout
+
+
+def test_show_exits_3_for_a_failed_execution_and_0_for_one_with_dead_letters(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    _, failed = uploaded(stack, empty, "empty.csv")
+    shown = run("show", failed.rsplit(":", 1)[1])
+    assert "FAILED" in shown.stdout
+    assert shown.exit_code == 3
+    _, mixed = uploaded(stack, EVENTS / "records-mixed.csv", "shown-mixed.csv")
+    assert run("show", mixed).exit_code == 0
+    assert "Exit status" in run("show", "--help").stdout
+
+
+def test_upload_exits_4_when_an_execution_did_not_start_within_wait(stack: LocalStack) -> None:
+    result = run("upload", str(EVENTS / "records-good.csv"), "--prefix", "impatient", "--wait", "0")
+    assert "(not started yet)" in result.stdout
+    assert result.exit_code == 4
+    stack.wait_for_executions(len(stack.started_executions))
 
 
 def test_results_prints_the_predictions_of_a_file(stack: LocalStack) -> None:
@@ -100,6 +154,16 @@ def test_results_prints_the_predictions_of_a_file(stack: LocalStack) -> None:
     assert [line["line"] for line in lines] == [2, 3, 5]
     assert {line["actual"] for line in lines} == {"<=50K", ">50K"}
     assert "no processed file" in run("results", "incoming/never-uploaded.csv").output
+
+
+def test_results_of_an_unknown_version_is_an_error_naming_the_known_ones(stack: LocalStack) -> None:
+    key, _ = uploaded(stack, EVENTS / "records-good.csv", "versioned.csv")
+    [known] = [str(f["pk"]).rsplit("#", 1)[1] for f in stack.results().files() if f["source_key"] == key]
+    assert run("results", key, "--version", known).stdout.count("\n") == 5
+    bogus = run("results", key, "--version", "bogus")
+    assert bogus.exit_code == 1
+    assert bogus.stdout == ""
+    assert f"no version 'bogus' of {key!r} was processed; known versions: {known}" in bogus.output
 
 
 def test_dead_letters_filters_and_replay_marks_what_it_replayed(stack: LocalStack, tmp_path: Path) -> None:
@@ -156,6 +220,14 @@ def test_replay_redrive_calls_redrive_execution(stack: LocalStack, monkeypatch: 
         stubber.assert_no_pending_responses()
     assert result.exit_code == 0, result.output
     assert f"redriven {arn}" in result.stdout
+
+
+def test_replay_redrive_on_the_local_stack_says_in_one_line_it_cannot() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:execution:machine:failed-run"
+    result = CliRunner().invoke(cli, ["--local", "replay", "--redrive", arn])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert result.output.startswith("Error: the local stack cannot redrive an execution;")
 
 
 def test_errors_are_one_clear_line(

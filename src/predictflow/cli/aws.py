@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +18,47 @@ from predictflow.service.results import Results, StackNames
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 DEFAULT_STACK = "predictflow"
 LOCAL_STACK = "predictflow-local"
+LOCAL_REGION = "us-east-1"
+"""The local stack's region, whatever the environment names: its ARNs and Outputs carry it."""
+
+
+def local_state_path() -> Path:
+    """Where `local up` says which endpoint it serves, so that `--local` finds it on any port."""
+    from predictflow.local.template import cache_folder
+
+    return cache_folder() / "local-stack.json"
+
+
+def write_local_state(endpoint_url: str, ready: bool) -> None:
+    path = local_state_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"endpoint_url": endpoint_url, "pid": os.getpid(), "ready": ready}
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.replace(path)
+
+
+def clear_local_state() -> None:
+    """Forget the state `local up` wrote, if this process wrote it (another may have since)."""
+    state = read_local_state()
+    if state is not None and state.get("pid") == os.getpid():
+        local_state_path().unlink(missing_ok=True)
+
+
+def read_local_state() -> dict[str, Any] | None:
+    """What a running `local up` wrote: endpoint_url and ready; None if none runs."""
+    try:
+        state = json.loads(local_state_path().read_text())
+        os.kill(int(state["pid"]), 0)  # still running? (signal 0 only checks)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def local_endpoint() -> str:
+    """The endpoint `--local` means: the running `local up`'s, else the default port's."""
+    state = read_local_state()
+    return str(state["endpoint_url"]) if state else LOCAL_ENDPOINT
 
 
 @dataclass
@@ -59,6 +103,12 @@ class Aws:
             stacks = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"]
         except ClientError as error:
             if "does not exist" in str(error):
+                starting = self.is_local and _starting(self.endpoint_url)
+                if starting:
+                    raise click.ClickException(
+                        f"the local stack at {self.endpoint_url} is starting; try again once "
+                        "`predictflow local up` prints its Outputs"
+                    ) from error
                 raise click.ClickException(
                     f"no stack named {self.stack_name!r} here; "
                     "deploy it (sam deploy) or name it with --stack-name"
@@ -74,6 +124,11 @@ class Aws:
     @property
     def is_local(self) -> bool:
         return self.endpoint_url is not None
+
+
+def _starting(endpoint_url: str | None) -> bool:
+    state = read_local_state()
+    return state is not None and state.get("endpoint_url") == endpoint_url and not state.get("ready")
 
 
 def explain(error: Exception) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
@@ -19,6 +20,15 @@ from predictflow.cli.aws import Aws
 from predictflow.pipeline.stores import uploaded_version
 from predictflow.service import executions as executions_service
 
+# Exit codes scripts can rely on (as they do on `sam` and `aws stepfunctions`); 1 is any other
+# error (one line on stderr) and 2 a usage error, as click gives them.
+EXIT_EXECUTION_FAILED = 3
+"""An execution ended FAILED, TIMED_OUT or ABORTED (`local run`, `show`)."""
+EXIT_NOT_STARTED = 4
+"""An upload's execution did not start within --wait (`upload`, `replay`), or did not end
+within --timeout (`local run`)."""
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+
 
 def console() -> Console:
     # Made per command so that the terminal's width (or COLUMNS) at that moment applies; a
@@ -30,11 +40,38 @@ def aws_of(ctx: click.Context) -> Aws:
     return ctx.find_object(Aws) or ctx.fail("internal: no AWS context")  # type: ignore[return-value]
 
 
-def _files(paths: tuple[Path, ...]) -> list[Path]:
-    found: list[Path] = []
+RECORD_PATTERNS = ("*.csv", "*.jsonl")
+"""What `upload DIR` takes from a folder: record files, not the JSON events or notes beside them."""
+
+
+def _files(paths: tuple[Path, ...], patterns: tuple[str, ...]) -> tuple[list[tuple[Path, str]], int]:
+    """Each file to upload with its name under the input prefix, and how many files of the
+    folders given matched no pattern. A file's name is its path relative to the folder given,
+    or its own name for a file given (always taken, whatever its name). Names that would collide
+    (`a/x.csv` and `b/x.csv` given as files) take their path relative to the files' common folder."""
+    found: list[tuple[Path, str]] = []
+    skipped = 0
     for path in paths:
-        found.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    return found
+        if not path.is_dir():
+            found.append((path, path.name))
+            continue
+        for file in sorted(f for f in path.rglob("*") if f.is_file()):
+            if any(fnmatch.fnmatch(file.name, pattern) for pattern in patterns):
+                found.append((file, file.relative_to(path).as_posix()))
+            else:
+                skipped += 1
+    return unique_names(found), skipped
+
+
+def unique_names(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    names = [name for _, name in files]
+    if len(set(names)) == len(names):
+        return files
+    resolved = [path.resolve() for path, _ in files]
+    common = Path(os.path.commonpath([path.parent for path in resolved]))
+    return [
+        (path, full.relative_to(common).as_posix()) for (path, _), full in zip(files, resolved, strict=True)
+    ]
 
 
 def _wait_for_claims(aws: Aws, uploads: list[tuple[Path, str, str]], wait: float) -> dict[str, str]:
@@ -55,19 +92,36 @@ def _wait_for_claims(aws: Aws, uploads: list[tuple[Path, str, str]], wait: float
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--prefix", default="", help="Sub-folder under the input prefix.")
+@click.option(
+    "--include",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help=f"Also take a folder's files matching PATTERN (repeatable) [always: {', '.join(RECORD_PATTERNS)}].",
+)
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for each file's execution.")
 @click.pass_context
-def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float) -> None:
-    """Put FILES (or every file under a DIR) under the input prefix; each starts an execution."""
+def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, patterns: tuple[str, ...],
+           wait: float) -> None:  # fmt: skip
+    """Put FILES (or the record files under a DIR: *.csv and *.jsonl, plus --include; keeping
+    sub-folders in the keys) under the input prefix; each starts an execution.
+
+    Exit status: 0 once every file's execution started (whatever its outcome), 4 if one did not
+    start within --wait."""
     aws = aws_of(ctx)
     names = aws.names
-    files = _files(paths)
+    taken = (*RECORD_PATTERNS, *patterns)
+    files, skipped = _files(paths, taken)
+    if skipped:
+        click.echo(f"skipped {skipped} files matching none of {', '.join(taken)} (see --include)", err=True)
+    if not files:
+        raise click.ClickException(f"no file to upload: none matches {', '.join(taken)}")
     s3 = aws.client("s3")
     uploads: list[tuple[Path, str, str]] = []
     with Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("uploading", total=sum(f.stat().st_size for f in files))
-        for path in files:
-            key = f"{names.input_prefix}{prefix.strip('/') + '/' if prefix else ''}{path.name}"
+        task = progress.add_task("uploading", total=sum(f.stat().st_size for f, _ in files))
+        for path, name in files:
+            key = f"{names.input_prefix}{prefix.strip('/') + '/' if prefix else ''}{name}"
             with path.open("rb") as body:
                 response = s3.put_object(Bucket=names.input_bucket, Key=key, Body=body)
             uploads.append((path, key, uploaded_version(response)))
@@ -76,6 +130,8 @@ def upload(ctx: click.Context, paths: tuple[Path, ...], prefix: str, wait: float
     for path, key, version in uploads:
         arn = executions.get(key, "(not started yet)")
         click.echo(f"{path} -> s3://{names.input_bucket}/{key} (version {version}) -> {arn}")
+    if len(executions) < len(uploads):
+        ctx.exit(EXIT_NOT_STARTED)
 
 
 def _since(text: str | None) -> datetime | None:
@@ -132,7 +188,11 @@ timeline = executions_service.timeline
 @click.argument("execution")
 @click.pass_context
 def show(ctx: click.Context, execution: str) -> None:
-    """The state-by-state timeline of EXECUTION (an ARN, or the name at its end)."""
+    """The state-by-state timeline of EXECUTION (an ARN, or the name at its end); the states
+    of the Map's iterations follow it, chunk by chunk (`chunk`: the iteration's index).
+
+    Exit status: 0 for a running or succeeded execution (dead letters included), 3 for one that
+    ended FAILED, TIMED_OUT or ABORTED."""
     aws = aws_of(ctx)
     sfn = aws.client("stepfunctions")
     arn = executions_service.execution_arn(aws.names.state_machine_arn, execution)
@@ -141,17 +201,20 @@ def show(ctx: click.Context, execution: str) -> None:
     if described.error:
         console().print(f"error: {described.error}: {described.cause}")
     table = Table()
-    for column in ("state", "started", "seconds", "retries", "error", "cause"):
+    for column in ("state", "chunk", "started", "seconds", "retries", "error", "cause"):
         table.add_column(column, no_wrap=column != "cause")
     for step in timeline(executions_service.history(sfn, arn)):
         retries = max(0, step["attempts"] - 1)
         seconds = "" if step["seconds"] is None else f"{step['seconds']:.3f}"
         started = step["started"].strftime("%H:%M:%S.%f")[:-3]
         retried = str(retries) if step["attempts"] else ""
-        table.add_row(step["state"], started, seconds, retried, step["error"], str(step["cause"])[:80])
+        label = "" if step["chunk"] is None else str(step["chunk"])
+        table.add_row(step["state"], label, started, seconds, retried, step["error"], str(step["cause"])[:80])
     console().print(table)
     if not aws.is_local:
         console().print(executions_service.console_url(aws.region_name, arn))
+    if described.status in FAILED_STATUSES:
+        ctx.exit(EXIT_EXECUTION_FAILED)
 
 
 @click.command()
@@ -166,11 +229,18 @@ def results(ctx: click.Context, source_key: str, version_id: str | None) -> None
     replays (`attempt`) it took.
     """
     aws = aws_of(ctx)
+    processed = [f for f in aws.results.files() if f.get("source_key") == source_key]
+    if not processed:
+        raise click.ClickException(f"no processed file with key {source_key!r}")
+    versions = [str(f["pk"]).rsplit("#", 1)[1] for f in processed]
     if version_id is None:
-        processed = [f for f in aws.results.files() if f.get("source_key") == source_key]
-        if not processed:
-            raise click.ClickException(f"no processed file with key {source_key!r}")
-        version_id = str(processed[-1]["pk"]).rsplit("#", 1)[1]
+        version_id = versions[-1]
+    elif version_id not in versions:
+        # Printing nothing would read as "no predictions"; name what there is instead.
+        raise click.ClickException(
+            f"no version {version_id!r} of {source_key!r} was processed; "
+            f"known versions: {', '.join(versions)}"
+        )
     for line in aws.results.prediction_lines(source_key, version_id):
         click.echo(line)
     for prediction in aws.results.replayed_predictions(source_key, version_id):
@@ -219,7 +289,10 @@ def dead_letters(ctx: click.Context, error_type: str | None, source_key: str | N
 @click.option("--all", "everything", is_flag=True, help="With --fixed and no filter: take every open entry.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @click.option(
-    "--redrive", "redrive_arn", metavar="EXECUTION", help="Redrive a FAILED Standard execution instead."
+    "--redrive",
+    "redrive_arn",
+    metavar="EXECUTION",
+    help="Redrive a FAILED Standard execution instead (on AWS; the local stack cannot).",
 )
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the new execution.")
 @click.pass_context
@@ -229,11 +302,16 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
 
     Each replayed entry is marked, so replaying again, or at the same time, does not
     submit it twice; a replay stopped at any point hides no entry for longer than its
-    claims' expiry (15 minutes).
+    claims' expiry (15 minutes). Exit status 4: a replay's execution did not start within --wait.
     """
     from predictflow.service import replay as replays
 
     aws = aws_of(ctx)
+    if redrive_arn and aws.is_local:
+        # moto has no RedriveExecution: it answers with a server error page.
+        raise click.ClickException(
+            "the local stack cannot redrive an execution; upload the file again, or replay its dead letters"
+        )
     if redrive_arn:
         started = aws.client("stepfunctions").redrive_execution(executionArn=redrive_arn)
         click.echo(f"redriven {redrive_arn} at {started['redriveDate']}")
@@ -284,6 +362,8 @@ def replay(ctx: click.Context, error_type: str | None, source_key: str | None, f
     started_by = _wait_for_claims(aws, uploads, wait)
     for _, key, _ in uploads:
         click.echo(f"execution: {started_by.get(key, '(not started yet)')}")
+    if len(started_by) < len(uploads):
+        ctx.exit(EXIT_NOT_STARTED)
 
 
 @click.group()

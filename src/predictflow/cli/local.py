@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
+import logging
+import socket
 import sys
 import threading
 import time
@@ -26,6 +29,18 @@ class FileResult:
     predicted: int
     dead_lettered: int
     seconds: float
+    error: str = ""
+    cause: str = ""
+
+
+MOTO_STATE_DUMP = "moto.stepfunctions.parser.asl.component.eval_component"
+
+
+def _quiet_moto() -> None:
+    """moto's Step Functions engine logs each failed state as ERROR with a dump of its internal
+    state (about 1,200 characters). The execution's error and cause stay in its record
+    (describe_execution, `show`, the summary); the dump is of no use on a user's terminal."""
+    logging.getLogger(MOTO_STATE_DUMP).setLevel(logging.CRITICAL)
 
 
 @click.group()
@@ -46,12 +61,26 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     """
     from predictflow.local.stack import LocalStack
 
+    _quiet_moto()
+    for wanted, role in ((port, ""), (port + 1, " (the API's, --port + 1)")):
+        if _port_in_use(wanted):
+            raise click.ClickException(f"port {wanted}{role} is in use; use --port")
+    from predictflow.cli.aws import clear_local_state, write_local_state
+
     started = time.monotonic()
     stack = LocalStack(server_port=port, api_port=port + 1)
+    endpoint = f"http://127.0.0.1:{port}"
+    # `--local` commands find this endpoint, and while it deploys they say it is starting.
+    write_local_state(endpoint, ready=False)
     try:
         stack.start()
     except OSError as error:
+        clear_local_state()
         raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror}") from error
+    except BaseException:
+        clear_local_state()
+        raise
+    write_local_state(endpoint, ready=True)
     click.echo(
         f"local stack on {stack.endpoint_url}, deployed from template.yaml "
         f"in {time.monotonic() - started:.1f}s"
@@ -83,6 +112,8 @@ def up(port: int, console_port: int, no_console: bool) -> None:
             served = serve(aws, port=0, background=True)
         click.echo(f"console: {served.url}")
     click.echo("try: predictflow --local upload events/records-mixed.csv   (Ctrl-C stops)")
+    if port != 4566:
+        click.echo(f"  (--local finds port {port} while this runs; any AWS tool: --endpoint-url {endpoint})")
     running: dict[str, str] = {}
     lock = threading.Lock()
 
@@ -107,9 +138,23 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
+        clear_local_state()
         if served is not None:
             served.stop()
         stack.stop()
+
+
+def _port_in_use(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:PORT. The moto server binds in a thread of its
+    own, whose failure would leave this process waiting for nothing; so ask first, binding as
+    the server does (SO_REUSEADDR: a port left in TIME_WAIT is free)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _clock() -> str:
@@ -141,10 +186,15 @@ def run(
     execution: the S3 event starts each one through the EventBridge rule, as on AWS.
 
     With --model, the bundle is first deployed into this run's own model store (checked as
-    `model deploy` checks it), so the files are scored by it; nothing outside the run changes."""
+    `model deploy` checks it), so the files are scored by it; nothing outside the run changes.
+
+    Exit status: 0 when every execution succeeded (dead letters included), 3 when one ended
+    FAILED, 4 when one did not end within --timeout."""
+    from predictflow.cli.commands import unique_names
     from predictflow.local.stack import LocalStack
     from predictflow.pipeline.stores import uploaded_version
 
+    _quiet_moto()
     started = time.monotonic()
     # Nothing outside this process can ask for the stack's Outputs by name, so they are not
     # published to CloudFormation (which would cost moto's CloudFormation start-up).
@@ -171,8 +221,8 @@ def run(
         uploads: list[tuple[Path, str, str]] = []
         s3 = stack.client("s3")
         prefix = stack.outputs["InputPrefix"]
-        for path in files:
-            key = f"{prefix}{path.name}"
+        for path, name in unique_names([(path, path.name) for path in files]):
+            key = f"{prefix}{name}"
             started_at[key] = time.monotonic()
             response = s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=path.read_bytes())
             uploads.append((path, key, uploaded_version(response)))
@@ -186,11 +236,21 @@ def run(
             show_progress=sys.stderr.isatty() and not as_json,
         )
         results = [finished[key] for _, key, _ in uploads]
+        unwritten = None
         if out_dir is not None:
-            _write_outputs(stack, uploads, out_dir)
-    _report(results, as_json)
-    if any(result.status not in ("SUCCEEDED", "FAILED") for result in results):
-        raise SystemExit(1)
+            try:
+                _write_outputs(stack, uploads, prefix, out_dir)
+            except OSError as error:  # the summary still matters more than the copy
+                unwritten = f"cannot write under {out_dir}: {error.strerror}: {error.filename}"
+    _report(results, prefix, as_json)
+    if unwritten:
+        raise click.ClickException(unwritten)
+    from predictflow.cli.commands import EXIT_EXECUTION_FAILED, EXIT_NOT_STARTED, FAILED_STATUSES
+
+    if any(result.status in FAILED_STATUSES for result in results):
+        raise SystemExit(EXIT_EXECUTION_FAILED)
+    if any(result.status != "SUCCEEDED" for result in results):
+        raise SystemExit(EXIT_NOT_STARTED)
 
 
 def _deploy_model(stack: Any, model_dir: Path) -> str:
@@ -272,23 +332,36 @@ def _result(
         predicted=int(outcome.get("predicted", 0)),
         dead_lettered=int(outcome.get("dead_lettered", 0)),
         seconds=round(seconds, 3),
+        error=str(described.get("error", "")),
+        cause=str(described.get("cause", "")),
     )
 
 
-def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], out_dir: Path) -> None:
+def output_name(name: str) -> str:
+    """`NAME.jsonl`, its last part shortened (keeping a hash of it) where a file system's
+    255-byte limit on a name would refuse it."""
+    folder, _, base = name.rpartition("/")
+    if len(f"{base}.jsonl".encode()) > 255:
+        digest = hashlib.sha256(base.encode()).hexdigest()[:12]
+        base = f"{base.encode()[:200].decode(errors='ignore')}-{digest}"
+    return f"{folder}/{base}.jsonl" if folder else f"{base}.jsonl"
+
+
+def _write_outputs(stack: Any, uploads: list[tuple[Path, str, str]], prefix: str, out_dir: Path) -> None:
     results = stack.results()
-    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
-    (out_dir / "dead-letter").mkdir(parents=True, exist_ok=True)
-    for path, key, version in uploads:
-        with (out_dir / "predictions" / f"{path.name}.jsonl").open("wb") as out:
+    for _, key, version in uploads:
+        name = output_name(key.removeprefix(prefix))
+        for kind in ("predictions", "dead-letter"):
+            (out_dir / kind / name).parent.mkdir(parents=True, exist_ok=True)
+        with (out_dir / "predictions" / name).open("wb") as out:
             for line in results.prediction_lines(key, version):
                 out.write(line + b"\n")
-        with (out_dir / "dead-letter" / f"{path.name}.jsonl").open("w") as out:
+        with (out_dir / "dead-letter" / name).open("w") as out:
             for entry in results.dead_letters(source_key=key, version=version):
                 out.write(json.dumps({k: v for k, v in entry.items() if k not in ("pk", "sk")}) + "\n")
 
 
-def _report(results: list[FileResult], as_json: bool) -> None:
+def _report(results: list[FileResult], prefix: str, as_json: bool) -> None:
     totals = {
         name: sum(getattr(r, name) for r in results) for name in ("records", "predicted", "dead_lettered")
     }
@@ -305,7 +378,7 @@ def _report(results: list[FileResult], as_json: bool) -> None:
     for r in results:
         style = "green" if r.status == "SUCCEEDED" else "red"
         table.add_row(
-            Path(r.file).name,
+            r.key.removeprefix(prefix),
             r.execution.rsplit(":", 1)[-1][:8],
             f"[{style}]{r.status}[/]",
             str(r.records),
@@ -318,3 +391,6 @@ def _report(results: list[FileResult], as_json: bool) -> None:
     )
     # A pipe has no width; 120 columns keep every name whole in a log or a CI transcript.
     Console(width=None if sys.stdout.isatty() else 120).print(table)
+    for r in results:
+        if r.error or r.cause:
+            click.echo(f"{r.key.removeprefix(prefix)}: {r.error}: {r.cause}", err=True)

@@ -197,34 +197,70 @@ def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
     return events
 
 
+MAP_LEVEL_EVENTS = (
+    "MapStateStarted",
+    "MapStateSucceeded",
+    "MapStateFailed",
+    "MapStateAborted",
+    "MapStateExited",
+)
+FAILURE_EVENTS = ("TaskFailed", "TaskTimedOut", "ExecutionFailed", "ExecutionTimedOut", "MapStateFailed")
+
+
 def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """State by state: when it started, how long it took, how many retries, how it failed."""
+    """State by state: when it started, how long it took, how many retries, how it failed;
+    a Map iteration's states carry the iteration's index (`chunk`) and follow their Map state,
+    chunk by chunk.
+
+    Iterations run at once, so their events interleave: each event is given to the state it
+    belongs to by following its `previousEventId` chain, never by its place in the history.
+    The Map state's own closing events point at an iteration's last event, so they go to the
+    Map state still open instead."""
     steps: list[dict[str, Any]] = []
-    open_steps: list[dict[str, Any]] = []
+    owner: dict[int, dict[str, Any] | None] = {}
+    chunk: dict[int, int | None] = {}
+    open_maps: list[dict[str, Any]] = []
     for event in events:
-        kind = event["type"]
+        kind, event_id, previous = event["type"], int(event["id"]), int(event.get("previousEventId") or 0)
+        details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+        step: dict[str, Any] | None
         if kind.endswith("StateEntered"):
-            step = {"state": event["stateEnteredEventDetails"]["name"], "started": event["timestamp"],
-                    "seconds": None, "attempts": 0, "error": "", "cause": ""}  # fmt: skip
+            index = chunk.get(previous)
+            step = {"state": details["name"], "started": event["timestamp"], "seconds": None, "attempts": 0,
+                    "error": "", "cause": "", "chunk": index,
+                    "map": open_maps[-1] if open_maps and index is not None else None}  # fmt: skip
             steps.append(step)
-            open_steps.append(step)
-        elif kind == "TaskScheduled" and open_steps:
-            open_steps[-1]["attempts"] += 1
-        elif kind in ("TaskFailed", "ExecutionFailed", "MapStateFailed") and open_steps:
-            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-            open_steps[-1]["error"] = details.get("error", "")
-            open_steps[-1]["cause"] = details.get("cause", "")
-        elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
-            for step in reversed(open_steps):
-                if step["state"] == name:
-                    step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
-                    open_steps.remove(step)
-                    break
-        if kind in ("FailStateEntered", "ExecutionFailed") and event.get("executionFailedEventDetails"):
-            details = event["executionFailedEventDetails"]
-            steps[-1]["error"], steps[-1]["cause"] = details.get("error", ""), details.get("cause", "")
-    return steps
+            if kind == "MapStateEntered":
+                open_maps.append(step)
+            owner[event_id], chunk[event_id] = step, step["chunk"]
+            continue
+        if kind in MAP_LEVEL_EVENTS:
+            step = open_maps[-1] if open_maps else owner.get(previous)
+            chunk[event_id] = step["chunk"] if step else None
+        elif kind == "MapIterationStarted":
+            step, chunk[event_id] = owner.get(previous), details.get("index")
+        else:
+            step, chunk[event_id] = owner.get(previous), chunk.get(previous)
+        owner[event_id] = step
+        if step is None:
+            continue
+        if kind == "TaskScheduled":
+            step["attempts"] += 1
+        elif kind in FAILURE_EVENTS:
+            step["error"], step["cause"] = details.get("error", ""), details.get("cause", "")
+        elif kind.endswith("StateExited") and step["seconds"] is None:
+            step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
+            if kind == "MapStateExited" and open_maps:
+                open_maps.pop()
+    ordered: list[dict[str, Any]] = []
+    for step in steps:
+        if step["map"] is None:
+            ordered.append(step)
+            inner = [s for s in steps if s["map"] is step]
+            ordered.extend(sorted(inner, key=lambda s: s["chunk"]))  # stable: each chunk's own order
+    for step in steps:
+        step.pop("map")
+    return ordered
 
 
 def files(
