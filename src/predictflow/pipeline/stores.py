@@ -485,15 +485,19 @@ class Ledger:
 
         Conditional: only this execution's item, only while it is RUNNING (or already closed by
         this same call, so that a retried close still reports True and its dead letter is
-        written). Returns False when the file was already closed some other way."""
+        written), or no item at all (the claim itself never got written). Returns False when
+        the file was closed some other way, or belongs to another execution."""
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": ref.identity}},
-                UpdateExpression="SET #status = :status, finished_at = :at, error_type = :error",
+                UpdateExpression=(
+                    "SET #status = :status, finished_at = :at, error_type = :error, execution_arn = :arn,"
+                    " source_bucket = :bucket, source_key = :key"
+                ),
                 ConditionExpression=(
-                    "execution_arn = :arn"
-                    " AND (#status = :running OR (#status = :status AND error_type = :error))"
+                    "attribute_not_exists(pk) OR (execution_arn = :arn"
+                    " AND (#status = :running OR (#status = :status AND error_type = :error)))"
                 ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
@@ -502,6 +506,8 @@ class Ledger:
                     ":running": {"S": "RUNNING"},
                     ":arn": {"S": execution_arn},
                     ":at": {"S": now()},
+                    ":bucket": {"S": ref.bucket},
+                    ":key": {"S": ref.key},
                 },
             )
             return True
