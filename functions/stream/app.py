@@ -54,4 +54,6 @@ def route(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # A processor per invocation: it keeps the batch's outcomes on itself.
     processor = BatchProcessor(event_type=EventType.SQS)
-    return dict(process_partial_response(event=event, record_handler=route, processor=processor, context=context))
+    return dict(
+        process_partial_response(event=event, record_handler=route, processor=processor, context=context)
+    )

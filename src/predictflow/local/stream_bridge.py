@@ -92,8 +92,10 @@ class SqsPoller:
         self._thread = threading.Thread(target=self._run, name=f"stream-{mapping.logical_id}", daemon=True)
         self.queue_url = ""
         self._visibility = 30
-        self.invocations = 0
+        self.deliveries: list[tuple[list[str], list[str]]] = []
+        """Per invocation: the message ids delivered and those that stayed on the queue."""
         self.errors: list[str] = []
+        self.busy = False
 
     def start(self) -> SqsPoller:
         self.queue_url = str(self._sqs.get_queue_url(QueueName=self.mapping.queue_name)["QueueUrl"])
@@ -120,6 +122,18 @@ class SqsPoller:
                 LOG.warning("stream poller %s: %s", self.mapping.logical_id, error)
                 self.errors.append(f"{type(error).__name__}: {error}")
                 self._stop.wait(0.5)
+            finally:
+                self.busy = False
+
+    def drained(self) -> bool:
+        """Nothing on the queue, in flight or being delivered."""
+        if self.busy:
+            return False
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return not self.busy and all(int(value) == 0 for value in attributes.values())
 
     def _receive(self) -> list[dict[str, Any]]:
         """Up to batch size messages, waiting at most the batching window for more than the
@@ -136,6 +150,8 @@ class SqsPoller:
                 MessageAttributeNames=["All"],
             )
             messages = answer.get("Messages", [])
+            if messages:
+                self.busy = True
             batch.extend(messages)
             if deadline is None and batch:
                 deadline = time.monotonic() + self.mapping.batching_window
@@ -150,7 +166,6 @@ class SqsPoller:
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         event = sqs_event(batch, self.mapping.source_arn, self._region)
         payload, errored = self._invoke(self.mapping.function_name, event)
-        self.invocations += 1
         failed: set[str] = set()
         if errored:
             failed = {message["MessageId"] for message in batch}
@@ -165,6 +180,7 @@ class SqsPoller:
                     failed = known
                     break
                 failed.add(identifier)
+        self.deliveries.append(([m["MessageId"] for m in batch], sorted(failed)))
         done = [m for m in batch if m["MessageId"] not in failed]
         for start in range(0, len(done), SQS_MAX_RECEIVE):
             self._sqs.delete_message_batch(
@@ -212,6 +228,14 @@ class StreamBridge:
             poller._stop.set()
         for poller in self.pollers:
             poller.stop()
+
+    def wait_until_drained(self, timeout: float = 60.0) -> None:
+        """Until every queue is empty and no delivery is running; `TimeoutError` after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not all(poller.drained() for poller in self.pollers):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stream queues not drained within {timeout:.0f}s")
+            time.sleep(0.05)
 
     @property
     def errors(self) -> list[str]:
