@@ -22,6 +22,7 @@ from predictflow.cli.console import console
 from predictflow.cli.local import local
 from predictflow.cli.model import model
 from predictflow.cli.predict import predict
+from predictflow.cli.send import send
 
 
 class Cli(click.Group):
@@ -65,6 +66,7 @@ def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool
 
 for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq, console):
     cli.add_command(command)
+cli.add_command(send)
 
 
 def main() -> None:

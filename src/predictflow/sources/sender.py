@@ -1,0 +1,104 @@
+"""Put a record file's records on a stream queue, a small batch per message.
+
+The records go as the API takes them, `{"records": [...]}` of CSV lines or JSON objects, so a
+message is scored exactly as a `POST /predict` of the same records. A CSV header row (detected
+as the file path detects it, against the packaged bundle) is dropped: CSV lines must follow the
+bundle's field order, as /predict's do. Messages go ten to a SendMessageBatch, within SQS's
+256 KiB per request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from predictflow.bundle import default_bundle
+from predictflow.records import detect_layout, is_blank
+
+SQS_BATCH_MESSAGES: Final = 10
+SQS_BATCH_BYTES: Final = 256 * 1024
+
+
+class SendError(RuntimeError):
+    """The queue refused messages, or a message would not fit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    records: int
+    messages: int
+    requests: int
+
+
+def file_records(path: Path) -> Iterator[Any]:
+    """A record file's records: JSON Lines as objects, CSV as its lines without the header."""
+    with path.open(encoding="utf-8-sig") as lines:
+        first = True
+        for text in lines:
+            text = text.rstrip("\r\n")
+            if is_blank(text):
+                continue
+            if text.lstrip().startswith("{"):
+                try:
+                    yield json.loads(text)
+                    first = False
+                    continue
+                except ValueError:
+                    pass  # sent as it is; its dead letter will say why
+            if first and detect_layout(text, default_bundle().schema).header is not None:
+                first = False
+                continue
+            first = False
+            yield text
+
+
+def message_bodies(records: Iterable[Any], per_message: int) -> Iterator[tuple[str, int]]:
+    """(body, record count) per message of up to `per_message` records."""
+    batch: list[Any] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == per_message:
+            yield json.dumps({"records": batch}, separators=(",", ":")), len(batch)
+            batch = []
+    if batch:
+        yield json.dumps({"records": batch}, separators=(",", ":")), len(batch)
+
+
+def send_to_sqs(sqs: Any, queue_url: str, records: Iterable[Any], per_message: int = 100) -> Sent:
+    totals = {"records": 0, "messages": 0, "requests": 0}
+    entries: list[tuple[str, int]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal entries, size
+        if not entries:
+            return
+        answer = sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "MessageBody": body} for n, (body, _) in enumerate(entries)],
+        )
+        failed = answer.get("Failed") or []
+        if failed:
+            reason = failed[0].get("Message", failed[0])
+            raise SendError(f"the queue refused {len(failed)} message(s): {reason}")
+        totals["records"] += sum(count for _, count in entries)
+        totals["messages"] += len(entries)
+        totals["requests"] += 1
+        entries, size = [], 0
+
+    for body, count in message_bodies(records, per_message):
+        length = len(body.encode())
+        if length > SQS_BATCH_BYTES:
+            raise SendError(
+                f"a message of {count} records is {length} bytes, over SQS's 256 KiB: "
+                "send fewer records per message"
+            )
+        if len(entries) == SQS_BATCH_MESSAGES or size + length > SQS_BATCH_BYTES:
+            flush()
+        entries.append((body, count))
+        size += length
+    flush()
+    return Sent(**totals)
