@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,11 +26,13 @@ class SendError(RuntimeError):
     """The queue refused messages, or a message would not fit."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sent:
-    records: int
-    messages: int
-    requests: int
+    records: int = 0
+    messages: int = 0
+    requests: int = 0
+    message_ids: list[tuple[str, int]] = field(default_factory=list)
+    """Per message sent, in order: its MessageId and how many records it holds."""
 
 
 def file_records(path: Path) -> Iterator[Any]:
@@ -68,7 +70,7 @@ def message_bodies(records: Iterable[Any], per_message: int) -> Iterator[tuple[s
 
 
 def send_to_sqs(sqs: Any, queue_url: str, records: Iterable[Any], per_message: int = 100) -> Sent:
-    totals = {"records": 0, "messages": 0, "requests": 0}
+    sent = Sent()
     entries: list[tuple[str, int]] = []
     size = 0
 
@@ -84,9 +86,11 @@ def send_to_sqs(sqs: Any, queue_url: str, records: Iterable[Any], per_message: i
         if failed:
             reason = failed[0].get("Message", failed[0])
             raise SendError(f"the queue refused {len(failed)} message(s): {reason}")
-        totals["records"] += sum(count for _, count in entries)
-        totals["messages"] += len(entries)
-        totals["requests"] += 1
+        ids = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful") or []}
+        sent.message_ids.extend((ids[str(n)], count) for n, (_, count) in enumerate(entries))
+        sent.records += sum(count for _, count in entries)
+        sent.messages += len(entries)
+        sent.requests += 1
         entries, size = [], 0
 
     for body, count in message_bodies(records, per_message):
@@ -101,4 +105,4 @@ def send_to_sqs(sqs: Any, queue_url: str, records: Iterable[Any], per_message: i
         entries.append((body, count))
         size += length
     flush()
-    return Sent(**totals)
+    return sent
