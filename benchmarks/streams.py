@@ -1,7 +1,7 @@
 """Records through the SQS stream source on the local stack: every record ends exactly once.
 
     python benchmarks/streams.py [--records 20000] [--per-message 100] [--duplicates 0.1]
-                                 [--batch-size 10] [--window 0] [--json]
+                                 [--batch-size 10] [--window 0] [--paced] [--json]
 
 N census records (every 50th made invalid) go on the stack's stream queue with `send_to_sqs`,
 `--per-message` to a message; the local stream bridge delivers them to the real handler as the
@@ -60,7 +60,7 @@ def census_records(count: int, bad_every: int) -> list[str]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from predictflow.local.moto_bridge import Invocation, LocalFunction
     from predictflow.local.stack import LocalStack
-    from predictflow.sources.sender import send_to_sqs
+    from predictflow.sources.sender import Sent, send_to_sqs
 
     records = census_records(args.records, args.bad_every)
     parameters = {
@@ -127,7 +127,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         s3_puts = Counter[str]()
         url = stack.outputs["StreamQueueUrl"]
         started = time.perf_counter()
-        sent = send_to_sqs(stack.client("sqs"), url, records, args.per_message)
+        if args.paced:
+            # One message at a time, each sent once the one before is done: latency without a backlog.
+            sent = Sent()
+            for start in range(0, len(records), args.per_message):
+                one = send_to_sqs(
+                    stack.client("sqs"), url, records[start : start + args.per_message], args.per_message
+                )
+                sent.message_ids += one.message_ids
+                sent.records, sent.messages = sent.records + one.records, sent.messages + one.messages
+                stack.stream_bridge.wait_until_drained(timeout=60)
+        else:
+            sent = send_to_sqs(stack.client("sqs"), url, records, args.per_message)
         sent_at = time.perf_counter()
         stack.stream_bridge.wait_until_drained(timeout=max(120.0, args.records / 50))
         drained = time.perf_counter()
@@ -224,6 +235,7 @@ def main() -> None:
     parser.add_argument("--bad-every", type=int, default=50, help="every Nth record is invalid (0: none)")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--window", type=int, default=0)
+    parser.add_argument("--paced", action="store_true", help="send a message only once the last is done")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args)
