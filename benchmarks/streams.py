@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with LocalStack(parameters=parameters, retry_wait_scale=0.0) as stack:
         assert stack.deployment is not None
         assert stack.stream_bridge is not None
-        mapping = stack.deployment.stream_mappings[0]
+        mapping = next(m for m in stack.deployment.stream_mappings if ":sqs:" in m.source_arn)
         function = stack.invoker._lookup(mapping.function_name)
         assert function is not None
         real = function.handler

@@ -1,6 +1,6 @@
-"""Stream source: score the records of SQS messages, report the messages that must be retried.
+"""Stream source: score the records of SQS messages or Kinesis records, report those to retry.
 
-An SQS event source mapping with ReportBatchItemFailures calls this with a batch of messages.
+An SQS or Kinesis event source mapping with ReportBatchItemFailures calls this with a batch.
 Each message is routed on its own (`sources.StreamRouter`); one whose storage writes failed is
 reported as a batch item failure, so the queue redelivers that message alone. A poison message
 is dead-lettered and reported as a success: it must never block the queue.
@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,6 +23,7 @@ from predictflow.pipeline.runtime import LazyClient, build_bundles
 from predictflow.pipeline.settings import Settings
 from predictflow.pipeline.stores import DeadLetterStore
 from predictflow.sources import Message, StreamOutputs, StreamRouter
+from predictflow.sources.router import Routed
 
 logger = Logger()
 tracer = Tracer()
@@ -37,11 +39,23 @@ warnings.filterwarnings("ignore", "No application metrics to publish", UserWarni
 
 def route(record: SQSRecord) -> None:
     queue = record.event_source_arn.rsplit(":", 1)[-1]
-    routed = router.route(Message("sqs", queue, record.message_id, record.body, record.event_source_arn))
+    count(router.route(Message("sqs", queue, record.message_id, record.body, record.event_source_arn)))
+
+
+def route_kinesis(record: KinesisStreamRecord) -> None:
+    # eventID is "<shard id>:<sequence number>": the record's identity across redeliveries.
+    shard = record.event_id.split(":", 1)[0]
+    arn = record.event_source_arn
+    message = Message("kinesis", arn.rsplit("/", 1)[-1], f"{shard}/{record.kinesis.sequence_number}",
+                      record.kinesis.data_as_text(), arn)  # fmt: skip
+    count(router.route(message))
+
+
+def count(routed: Routed) -> None:
     # Counts and the version only: a record's content never reaches the log.
     logger.info(
         "routed message",
-        extra={"message_id": record.message_id, "predicted": routed.predicted, "rejected": routed.rejected,
+        extra={"predicted": routed.predicted, "rejected": routed.rejected,
                "poison": routed.poison, "model_version": routed.model_version},
     )  # fmt: skip
     metrics.add_metric(name="StreamRecordsPredicted", unit=MetricUnit.Count, value=routed.predicted)
@@ -53,7 +67,13 @@ def route(record: SQSRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # A processor per invocation: it keeps the batch's outcomes on itself.
-    processor = BatchProcessor(event_type=EventType.SQS)
+    handler: Any
+    if (event.get("Records") or [{}])[0].get("eventSource") == "aws:kinesis":
+        processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+        handler = route_kinesis
+    else:
+        processor = BatchProcessor(event_type=EventType.SQS)
+        handler = route
     return dict(
-        process_partial_response(event=event, record_handler=route, processor=processor, context=context)
+        process_partial_response(event=event, record_handler=handler, processor=processor, context=context)
     )

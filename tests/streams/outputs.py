@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from predictflow.local.stack import LocalStack
+from predictflow.local.stream_bridge import SqsPoller
 from predictflow.pipeline.stores import DeadLetterStore
 
 
@@ -30,8 +31,8 @@ def send(stack: LocalStack, *bodies: str) -> list[str]:
     return [ids[str(n)] for n in range(len(bodies))]
 
 
-def stream_predictions(stack: LocalStack, message_id: str) -> list[dict[str, Any]] | None:
-    _, name = queue(stack)
+def stream_predictions(stack: LocalStack, message_id: str, source: str = "") -> list[dict[str, Any]] | None:
+    name = source or queue(stack)[1]
     key = f"predictions/_streams/{name}/{message_id}.jsonl.gz"
     try:
         body = stack.client("s3").get_object(Bucket=stack.outputs["OutputBucketName"], Key=key)["Body"].read()
@@ -40,13 +41,15 @@ def stream_predictions(stack: LocalStack, message_id: str) -> list[dict[str, Any
     return [json.loads(line) for line in gzip.decompress(body).splitlines()]
 
 
-def stream_dead_letters(stack: LocalStack, message_id: str) -> list[dict[str, Any]]:
-    _, name = queue(stack)
+def stream_dead_letters(
+    stack: LocalStack, message_id: str, source: str = "", kind: str = "sqs"
+) -> list[dict[str, Any]]:
+    name = source or queue(stack)[1]
     items = stack.client("dynamodb").query(
         TableName=stack.outputs["DeadLetterTableName"],
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={
-            ":pk": {"S": DeadLetterStore.partition("sqs", f"{name}/{message_id}", None)}
+            ":pk": {"S": DeadLetterStore.partition(kind, f"{name}/{message_id}", None)}
         },
         ConsistentRead=True,
     )["Items"]
@@ -68,3 +71,8 @@ def as_file(
 
 def essentials(entries: list[dict[str, Any]]) -> list[tuple[int, str, str, str]]:
     return sorted((int(e["line"]), e["raw"], e["error_type"], e["error_message"]) for e in entries)
+
+
+def sqs_poller(stack: LocalStack) -> SqsPoller:
+    assert stack.stream_bridge is not None
+    return next(p for p in stack.stream_bridge.pollers if isinstance(p, SqsPoller))

@@ -12,7 +12,15 @@ from predictflow.local.stack import LocalStack
 from predictflow.local.stream_bridge import sqs_event
 from tests.conftest import running_stack
 from tests.fixtures import ARTICLE, EVENTS, SCHEMA
-from tests.streams.outputs import as_file, essentials, queue, send, stream_dead_letters, stream_predictions
+from tests.streams.outputs import (
+    as_file,
+    essentials,
+    queue,
+    send,
+    sqs_poller,
+    stream_dead_letters,
+    stream_predictions,
+)
 
 MIXED = (EVENTS / "records-mixed.csv").read_text().splitlines()[1:]  # 3 good, 2 bad, no header
 
@@ -79,7 +87,7 @@ def test_a_redelivered_message_rewrites_the_same_keys(stack: LocalStack) -> None
     arn = f"arn:aws:sqs:us-east-1:123456789012:{name}"
     for _ in range(3):  # a burst of redeliveries
         payload, errored = stack.invoker.invoke(
-            stack.deployment.stream_mappings[0].function_name,  # type: ignore[union-attr]
+            sqs_poller(stack).mapping.function_name,
             sqs_event([message], arn, "us-east-1"),
         )
         assert not errored
@@ -110,7 +118,7 @@ def test_a_poison_message_is_dead_lettered_and_does_not_block_the_next(
     assert stream_predictions(stack, poison_id) is None
     assert stream_predictions(stack, next_id) is not None
     assert stack.stream_bridge is not None
-    assert all(not failed for _, failed in stack.stream_bridge.pollers[0].deliveries)
+    assert all(not failed for _, failed in sqs_poller(stack).deliveries)
 
 
 def test_a_record_longer_than_the_record_limit_is_dead_lettered_alone(stack: LocalStack) -> None:

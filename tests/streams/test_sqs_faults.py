@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from predictflow.local.stream_bridge import StreamBridge
+from predictflow.local.stream_bridge import SqsPoller, StreamBridge
 from tests.conftest import running_stack
 from tests.fixtures import ARTICLE, EVENTS
 from tests.streams.outputs import queue, stream_dead_letters, stream_predictions
@@ -63,7 +63,9 @@ def test_a_transient_table_failure_retries_only_its_message() -> None:
         finally:
             boto3.DEFAULT_SESSION = None
         assert faults.raised == 1
-        (first_ids, first_failed), *rest = bridge.pollers[0].deliveries
+        (first_ids, first_failed), *rest = next(
+            p for p in bridge.pollers if isinstance(p, SqsPoller)
+        ).deliveries
         assert len(first_ids) == 2
         assert len(first_failed) == 1
         (failed_id,) = first_failed

@@ -1,4 +1,4 @@
-"""`predictflow send FILE --to sqs`: put a file's records on the stack's stream queue."""
+"""`predictflow send FILE --to sqs|kinesis`: put a file's records on the stack's queue or stream."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from predictflow.cli.aws import Aws
-from predictflow.sources.sender import file_records, send_to_sqs
+from predictflow.sources.sender import Sent, file_records, send_to_kinesis, send_to_sqs
 
 
 @click.command()
@@ -15,7 +15,7 @@ from predictflow.sources.sender import file_records, send_to_sqs
 @click.option(
     "--to",
     "target",
-    type=click.Choice(["sqs"]),
+    type=click.Choice(["sqs", "kinesis"]),
     default="sqs",
     show_default=True,
     help="The stream to put the records on.",
@@ -29,16 +29,19 @@ from predictflow.sources.sender import file_records, send_to_sqs
 )
 @click.pass_obj
 def send(aws: Aws, path: Path, target: str, records_per_message: int) -> None:  # fmt: skip
-    """Put the records of PATH (CSV or JSON Lines) on the stack's stream queue; their predictions
-    appear under predictions/_streams/, their dead letters in `predictflow dead-letters`."""
+    """Put the records of PATH (CSV or JSON Lines) on the stack's stream queue or Kinesis stream;
+    their predictions appear under predictions/_streams/, their dead letters in
+    `predictflow dead-letters`."""
     stacks = aws.client("cloudformation").describe_stacks(StackName=aws.stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    queue_url = outputs.get("StreamQueueUrl")
-    if not queue_url:
-        raise click.ClickException(
-            f"stack {aws.stack_name!r} has no stream queue (StreamQueueUrl): redeploy it"
-        )
-    sent = send_to_sqs(aws.client("sqs"), queue_url, file_records(path), records_per_message)
-    click.echo(
-        f"sent {sent.records} records in {sent.messages} messages to {queue_url.rsplit('/', 1)[-1]}", err=True
-    )
+    output = "StreamQueueUrl" if target == "sqs" else "StreamName"
+    destination = outputs.get(output)
+    if not destination:
+        raise click.ClickException(f"stack {aws.stack_name!r} has no {target} source ({output}): redeploy it")
+    sent: Sent
+    if target == "sqs":
+        sent = send_to_sqs(aws.client("sqs"), destination, file_records(path), records_per_message)
+    else:
+        sent = send_to_kinesis(aws.client("kinesis"), destination, file_records(path), records_per_message)
+    name = destination.rsplit("/", 1)[-1]
+    click.echo(f"sent {sent.records} records in {sent.messages} messages to {name}", err=True)

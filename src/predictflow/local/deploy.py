@@ -152,6 +152,7 @@ class Deployer:
             "AWS::SQS::QueuePolicy": self._queue_policy,
             "AWS::Lambda::Permission": self._permission,
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
+            "AWS::Kinesis::Stream": self._kinesis_stream,
         } | self._apis.creators()
 
     def _bucket(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
@@ -381,9 +382,22 @@ class Deployer:
             batching_window=int(props.get("MaximumBatchingWindowInSeconds", 0)),
             report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
             enabled=str(props.get("Enabled", True)).lower() != "false",
+            starting_position=str(props.get("StartingPosition", "LATEST")),
+            maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+            on_failure=str(props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "")),
         )
         deployment.stream_mappings.append(mapping)
         return f"{logical}-{self._suffix}", {}
+
+    def _kinesis_stream(
+        self, logical: str, props: dict[str, Any], stack: str, *_: Any
+    ) -> tuple[str, dict[str, str]]:
+        """One shard locally whatever the mode: on-demand has no shard count to give."""
+        kinesis = self._client("kinesis")
+        name = props.get("Name") or self._physical_name(stack, logical, 128)
+        kinesis.create_stream(StreamName=name, ShardCount=int(props.get("ShardCount", 1)))
+        arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+        return name, {"Arn": str(arn)}
 
     def _alarm(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
         name = props.get("AlarmName") or self._physical_name(stack, logical, 255)

@@ -1,4 +1,5 @@
-"""Deliver SQS messages to the stack's functions as a Lambda event source mapping does.
+"""Deliver SQS messages and Kinesis records to the stack's functions as Lambda's event source
+mappings do (Kinesis: `KinesisPoller`, below).
 
 moto records an event source mapping but runs it only through Docker, so the local stack
 polls instead, a thread per mapping: ReceiveMessage of up to the mapping's batch size,
@@ -13,6 +14,7 @@ maxReceiveCount deliveries, as on AWS.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -37,6 +39,11 @@ class StreamMapping:
     batching_window: int
     report_batch_item_failures: bool
     enabled: bool = True
+    starting_position: str = "LATEST"
+    maximum_retry_attempts: int = -1
+    """Kinesis: retries of a failing batch before it is given up (-1: until the record expires)."""
+    on_failure: str = ""
+    """Kinesis: the SQS queue ARN that names a batch given up."""
 
     @property
     def queue_name(self) -> str:
@@ -201,6 +208,179 @@ class SqsPoller:
                     )
 
 
+def kinesis_event(records: list[dict[str, Any]], shard: str, source_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's Kinesis poller sends, built from GetRecords' answer."""
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": record["PartitionKey"],
+                    "sequenceNumber": record["SequenceNumber"],
+                    "data": base64.b64encode(record["Data"]).decode(),
+                    "approximateArrivalTimestamp": record["ApproximateArrivalTimestamp"].timestamp(),
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"{shard}:{record['SequenceNumber']}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/local",
+                "awsRegion": region,
+                "eventSourceARN": source_arn,
+            }
+            for record in records
+        ]
+    }
+
+
+class KinesisPoller:
+    """One mapping's poller over a stream's shards, in a thread: GetRecords of up to the batch
+    size per shard, the handler, and the shard's checkpoint moved past what succeeded. With
+    ReportBatchItemFailures, a failure names a sequence number: the shard is read again from
+    it (records before it are done), as Lambda does; a batch that fails `MaximumRetryAttempts`
+    times more is named on the on-failure queue and skipped, and the shard moves on."""
+
+    def __init__(
+        self,
+        mapping: StreamMapping,
+        kinesis: Any,
+        sqs: Any,
+        invoke: Callable[[str, Any], tuple[bytes, bool]],
+        region: str,
+    ) -> None:
+        self.mapping = mapping
+        self._kinesis = kinesis
+        self._sqs = sqs
+        self._invoke = invoke
+        self._region = region
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stream-{mapping.logical_id}", daemon=True)
+        self.stream = mapping.source_arn.rsplit("/", 1)[-1]
+        self._iterators: dict[str, str] = {}
+        self.deliveries: list[tuple[list[str], list[str]]] = []
+        self.errors: list[str] = []
+        self.busy = False
+
+    def start(self) -> KinesisPoller:
+        shards = self._kinesis.list_shards(StreamName=self.stream)["Shards"]
+        for shard in shards:
+            self._iterators[shard["ShardId"]] = self._kinesis.get_shard_iterator(
+                StreamName=self.stream,
+                ShardId=shard["ShardId"],
+                ShardIteratorType=self.mapping.starting_position,
+            )["ShardIterator"]
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def drained(self) -> bool:
+        """Nothing left to read at any shard's checkpoint, and no delivery running."""
+        if self.busy:
+            return False
+        for iterator in list(self._iterators.values()):
+            if self._kinesis.get_records(ShardIterator=iterator, Limit=1).get("Records"):
+                return False
+        return not self.busy
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            idle = True
+            for shard in list(self._iterators):
+                try:
+                    idle = not self._poll(shard) and idle
+                except Exception as error:  # noqa: BLE001 - a poller outlives any one failure
+                    if self._stop.is_set():
+                        return
+                    LOG.warning("stream poller %s: %s", self.mapping.logical_id, error)
+                    self.errors.append(f"{type(error).__name__}: {error}")
+                finally:
+                    self.busy = False
+            if idle:
+                self._stop.wait(max(0.05, min(1.0, float(self.mapping.batching_window))))
+
+    def _poll(self, shard: str) -> bool:
+        answer = self._kinesis.get_records(
+            ShardIterator=self._iterators[shard], Limit=self.mapping.batch_size
+        )
+        records = answer.get("Records", [])
+        if not records:
+            self._iterators[shard] = answer["NextShardIterator"]
+            return False
+        self.busy = True
+        failed_at = self._deliver_with_retries(shard, records)
+        if failed_at is None:
+            self._iterators[shard] = answer["NextShardIterator"]
+        else:
+            self._iterators[shard] = self._kinesis.get_shard_iterator(
+                StreamName=self.stream, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER",
+                StartingSequenceNumber=failed_at,
+            )["ShardIterator"]  # fmt: skip
+        return True
+
+    def _deliver_with_retries(self, shard: str, records: list[dict[str, Any]]) -> str | None:
+        """None when the batch is done (or given up); else the sequence number to read again from."""
+        attempts = 0
+        while True:
+            failed = self._deliver(shard, records)
+            if failed is None:
+                return None
+            position = next(n for n, r in enumerate(records) if r["SequenceNumber"] == failed)
+            if position > 0:
+                return failed  # progress: read again from the first failed record
+            attempts += 1
+            if 0 <= self.mapping.maximum_retry_attempts < attempts:
+                self._give_up(shard, records)
+                return None
+            if self._stop.is_set():
+                return failed
+
+    def _deliver(self, shard: str, records: list[dict[str, Any]]) -> str | None:
+        event = kinesis_event(records, shard, self.mapping.source_arn, self._region)
+        payload, errored = self._invoke(self.mapping.function_name, event)
+        sequences = [r["SequenceNumber"] for r in records]
+        failed: str | None = None
+        if errored:
+            failed = sequences[0]
+        elif self.mapping.report_batch_item_failures:
+            answer = json.loads(payload or b"null") or {}
+            items = answer.get("batchItemFailures") if isinstance(answer, dict) else None
+            named = [item.get("itemIdentifier") if isinstance(item, dict) else None for item in items or []]
+            if any(not isinstance(n, str) or n not in sequences for n in named):
+                failed = sequences[0]
+            elif named:
+                failed = min(named, key=sequences.index)
+        self.deliveries.append(
+            ([f"{shard}/{s}" for s in sequences], [] if failed is None else [f"{shard}/{failed}"])
+        )
+        return failed
+
+    def _give_up(self, shard: str, records: list[dict[str, Any]]) -> None:
+        if not self.mapping.on_failure:
+            return
+        url = self._sqs.get_queue_url(QueueName=self.mapping.on_failure.rsplit(":", 1)[-1])["QueueUrl"]
+        self._sqs.send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps(
+                {
+                    "requestContext": {
+                        "condition": "RetryAttemptsExhausted",
+                        "functionArn": self.mapping.function_name,
+                    },
+                    "KinesisBatchInfo": {
+                        "shardId": shard,
+                        "startSequenceNumber": records[0]["SequenceNumber"],
+                        "endSequenceNumber": records[-1]["SequenceNumber"],
+                        "batchSize": len(records),
+                        "streamArn": self.mapping.source_arn,
+                    },
+                }
+            ),
+        )
+
+
 class StreamBridge:
     """The pollers of a deployment's SQS mappings, started and stopped with the stack."""
 
@@ -212,11 +392,14 @@ class StreamBridge:
         region: str,
         retry_wait_scale: float = 1.0,
     ) -> None:
-        self.pollers = [
-            SqsPoller(mapping, client("sqs"), invoke, region, retry_wait_scale)
-            for mapping in mappings
-            if mapping.enabled and mapping.source_arn.startswith("arn:aws:sqs:")
-        ]
+        self.pollers: list[SqsPoller | KinesisPoller] = []
+        for mapping in mappings:
+            if not mapping.enabled:
+                continue
+            if mapping.source_arn.startswith("arn:aws:sqs:"):
+                self.pollers.append(SqsPoller(mapping, client("sqs"), invoke, region, retry_wait_scale))
+            elif mapping.source_arn.startswith("arn:aws:kinesis:"):
+                self.pollers.append(KinesisPoller(mapping, client("kinesis"), client("sqs"), invoke, region))
 
     def start(self) -> StreamBridge:
         for poller in self.pollers:

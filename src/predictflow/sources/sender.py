@@ -106,3 +106,55 @@ def send_to_sqs(sqs: Any, queue_url: str, records: Iterable[Any], per_message: i
         size += length
     flush()
     return sent
+
+
+KINESIS_BATCH_RECORDS: Final = 500
+KINESIS_BATCH_BYTES: Final = 5 * 1024 * 1024
+KINESIS_RECORD_BYTES: Final = 1024 * 1024
+
+
+def send_to_kinesis(kinesis: Any, stream: str, records: Iterable[Any], per_message: int = 100) -> Sent:
+    """The same messages as Kinesis records, 500 to a PutRecords; each message's partition key
+    is its number, so messages spread over the shards. `message_ids` hold `<shard>/<sequence>`."""
+    sent = Sent()
+    entries: list[tuple[str, int]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal entries, size
+        if not entries:
+            return
+        first = sent.messages + 1
+        answer = kinesis.put_records(
+            StreamName=stream,
+            Records=[
+                {"Data": body.encode(), "PartitionKey": str(first + n)} for n, (body, _) in enumerate(entries)
+            ],
+        )
+        if answer.get("FailedRecordCount"):
+            failed = next(r for r in answer["Records"] if r.get("ErrorCode"))
+            raise SendError(
+                f"the stream refused {answer['FailedRecordCount']} record(s): {failed.get('ErrorMessage')}"
+            )
+        sent.message_ids.extend(
+            (f"{r['ShardId']}/{r['SequenceNumber']}", count)
+            for r, (_, count) in zip(answer["Records"], entries, strict=True)
+        )
+        sent.records += sum(count for _, count in entries)
+        sent.messages += len(entries)
+        sent.requests += 1
+        entries, size = [], 0
+
+    for body, count in message_bodies(records, per_message):
+        length = len(body.encode())
+        if length > KINESIS_RECORD_BYTES:
+            raise SendError(
+                f"a message of {count} records is {length} bytes, over Kinesis's 1 MiB: "
+                "send fewer records per message"
+            )
+        if len(entries) == KINESIS_BATCH_RECORDS or size + length > KINESIS_BATCH_BYTES:
+            flush()
+        entries.append((body, count))
+        size += length
+    flush()
+    return sent
