@@ -1,7 +1,7 @@
 """Records through the SQS stream source on the local stack: every record ends exactly once.
 
     python benchmarks/streams.py [--records 20000] [--per-message 100] [--duplicates 0.1]
-                                 [--batch-size 10] [--window 0] [--paced] [--json]
+                                 [--batch-size 10] [--window 0] [--paced] [--to sqs|kinesis] [--json]
 
 N census records (every 50th made invalid) go on the stack's stream queue with `send_to_sqs`,
 `--per-message` to a message; the local stream bridge delivers them to the real handler as the
@@ -45,6 +45,13 @@ SQS_CHUNK = 64 * 1024
 MEMORY_MB = 1024
 
 
+def sent_ms(record: dict[str, Any]) -> float:
+    """When the record was put on the queue or stream, in epoch milliseconds."""
+    if "kinesis" in record:
+        return float(record["kinesis"]["approximateArrivalTimestamp"]) * 1000
+    return float(record["attributes"]["SentTimestamp"])
+
+
 def census_records(count: int, bad_every: int) -> list[str]:
     lines = [line.strip() for line in (ROOT / "model" / "data" / "adult.data").read_text().splitlines()]
     lines = [line for line in lines if line]
@@ -60,7 +67,7 @@ def census_records(count: int, bad_every: int) -> list[str]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from predictflow.local.moto_bridge import Invocation, LocalFunction
     from predictflow.local.stack import LocalStack
-    from predictflow.sources.sender import Sent, send_to_sqs
+    from predictflow.sources.sender import Sent, send_to_kinesis, send_to_sqs
 
     records = census_records(args.records, args.bad_every)
     parameters = {
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with LocalStack(parameters=parameters, retry_wait_scale=0.0) as stack:
         assert stack.deployment is not None
         assert stack.stream_bridge is not None
-        mapping = next(m for m in stack.deployment.stream_mappings if ":sqs:" in m.source_arn)
+        mapping = next(m for m in stack.deployment.stream_mappings if f":{args.to}:" in m.source_arn)
         function = stack.invoker._lookup(mapping.function_name)
         assert function is not None
         real = function.handler
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             done = time.time() * 1000
             with lock:
                 usage["redeliveries"] += len(event["Records"]) if redeliver else 0
-                latencies.extend(done - int(r["attributes"]["SentTimestamp"]) for r in event["Records"])
+                latencies.extend(done - sent_ms(r) for r in event["Records"])
             return answer
 
         stack.invoker.register(
@@ -125,20 +132,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.client("sqs").meta.events.register("provide-client-params.sqs.*", count_sent)
         stack.client("sqs").meta.events.register("after-call.sqs.*", count_call)
         s3_puts = Counter[str]()
-        url = stack.outputs["StreamQueueUrl"]
+        url = stack.outputs["StreamQueueUrl"] if args.to == "sqs" else stack.outputs["StreamName"]
+
+        def put(batch: list[str]) -> Sent:
+            if args.to == "sqs":
+                return send_to_sqs(stack.client("sqs"), url, batch, args.per_message)
+            return send_to_kinesis(stack.client("kinesis"), url, batch, args.per_message)
+
         started = time.perf_counter()
         if args.paced:
             # One message at a time, each sent once the one before is done: latency without a backlog.
             sent = Sent()
             for start in range(0, len(records), args.per_message):
-                one = send_to_sqs(
-                    stack.client("sqs"), url, records[start : start + args.per_message], args.per_message
-                )
+                one = put(records[start : start + args.per_message])
                 sent.message_ids += one.message_ids
                 sent.records, sent.messages = sent.records + one.records, sent.messages + one.messages
                 stack.stream_bridge.wait_until_drained(timeout=60)
         else:
-            sent = send_to_sqs(stack.client("sqs"), url, records, args.per_message)
+            sent = put(records)
         sent_at = time.perf_counter()
         stack.stream_bridge.wait_until_drained(timeout=max(120.0, args.records / 50))
         drained = time.perf_counter()
@@ -151,7 +162,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             Bucket=bucket, Prefix=f"predictions/_streams/{queue}/"
         ):
             for item in page.get("Contents", []):
-                message_id = item["Key"].rsplit("/", 1)[-1].removesuffix(".jsonl.gz")
+                message_id = (
+                    item["Key"].removeprefix(f"predictions/_streams/{queue}/").removesuffix(".jsonl.gz")
+                )
                 body = gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
                 s3_puts["objects"] += 1
                 for line in body.splitlines():
@@ -164,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             .paginate(TableName=stack.outputs["DeadLetterTableName"])
         ):
             for item in page["Items"]:
-                message_id = item["source_key"]["S"].rsplit("/", 1)[-1]
+                message_id = item["source_key"]["S"].split("/", 1)[1]
                 seen[(message_id, int(item["line"]["N"]))] += 1
                 dead += 1
     expected = {(message_id, line) for message_id, count in sent.message_ids for line in range(1, count + 1)}
@@ -196,6 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     latencies.sort()
     return {
+        "source": args.to,
         "records": args.records,
         "messages": sent.messages,
         "records_per_message": args.per_message,
@@ -235,6 +249,7 @@ def main() -> None:
     parser.add_argument("--bad-every", type=int, default=50, help="every Nth record is invalid (0: none)")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--window", type=int, default=0)
+    parser.add_argument("--to", choices=["sqs", "kinesis"], default="sqs")
     parser.add_argument("--paced", action="store_true", help="send a message only once the last is done")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

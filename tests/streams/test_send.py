@@ -55,6 +55,23 @@ def test_send_puts_every_record_on_the_queue_and_each_ends_once(stack: LocalStac
     assert sorted(item["error_type"]["S"] for item in dead) == ["InvalidValue", "UnknownCategory"]
 
 
+def test_send_to_kinesis_puts_every_record_on_the_stream(stack: LocalStack) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--endpoint-url", str(stack.endpoint_url), "send", str(EVENTS / "records-good.csv"),
+         "--to", "kinesis", "--records-per-message", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "sent 5 records in 5 messages" in result.stderr
+    assert stack.stream_bridge is not None
+    stack.stream_bridge.wait_until_drained(60)
+    s3, bucket = stack.client("s3"), stack.outputs["OutputBucketName"]
+    prefix = f"predictions/_streams/{stack.outputs['StreamName']}/"
+    objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    assert len(objects) == 5
+    assert all(o["Key"].count("/") == 4 for o in objects)  # .../<stream>/<shard>/<sequence>.jsonl.gz
+
+
 def test_send_to_a_stack_without_a_queue_says_so(stack: LocalStack) -> None:
     result = CliRunner().invoke(
         cli, ["--endpoint-url", str(stack.endpoint_url), "--stack-name", "nothing-here", "send",

@@ -1,4 +1,5 @@
-"""A storage failure on one message of a batch: only that message is retried, and it succeeds."""
+"""A storage failure on one message of a batch: only that message (SQS) or the shard from that record
+(Kinesis) is retried, and it succeeds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from predictflow.local.stream_bridge import SqsPoller, StreamBridge
+from predictflow.local.stream_bridge import KinesisPoller, SqsPoller, StreamBridge
 from tests.conftest import running_stack
 from tests.fixtures import ARTICLE, EVENTS
 from tests.streams.outputs import queue, stream_dead_letters, stream_predictions
@@ -75,3 +76,38 @@ def test_a_transient_table_failure_retries_only_its_message() -> None:
         assert len(stream_predictions(local, failed_id) or []) == 3
         (other,) = set(first_ids) - {failed_id}
         assert len(stream_predictions(local, other) or []) == 1
+
+
+def test_a_transient_table_failure_on_kinesis_rereads_the_shard_from_that_record() -> None:
+    faults = FailOnce()
+    with running_stack(retry_wait_scale=0.0, streams=False) as local:
+        try:
+            boto3.setup_default_session()
+            assert boto3.DEFAULT_SESSION is not None
+            boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", faults)
+            stream = local.outputs["StreamName"]
+            answer = local.client("kinesis").put_records(
+                StreamName=stream,
+                Records=[
+                    {"Data": json.dumps({"records": MIXED}).encode(), "PartitionKey": "a"},
+                    {"Data": ARTICLE.encode(), "PartitionKey": "a"},
+                ],
+            )
+            ids = [f"{r['ShardId']}/{r['SequenceNumber']}" for r in answer["Records"]]
+            assert local.deployment is not None
+            bridge = StreamBridge(
+                local.deployment.stream_mappings, local.client, local.invoker.invoke, "us-east-1", 0.0
+            ).start()
+            try:
+                bridge.wait_until_drained(60)
+            finally:
+                bridge.stop()
+        finally:
+            boto3.DEFAULT_SESSION = None
+        assert faults.raised == 1
+        kinesis = next(p for p in bridge.pollers if isinstance(p, KinesisPoller))
+        # The first record failed: the checkpoint stays before it, and the batch comes again.
+        assert kinesis.deliveries == [(ids, [ids[0]]), (ids, [])]
+        assert len(stream_dead_letters(local, ids[0], source=stream, kind="kinesis")) == 2
+        assert len(stream_predictions(local, ids[0], source=stream) or []) == 3
+        assert len(stream_predictions(local, ids[1], source=stream) or []) == 1
