@@ -228,12 +228,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p99": round(latencies[int(len(latencies) * 0.99) - 1]),
         },
         "sqs_calls": dict(calls),
-        "cost_per_million_records": {
-            "event_source_mapping": {k: round(v, 4) for k, v in esm.items()}
-            | {"total": round(sum(esm.values()), 4)},
-            "pipes_express": {k: round(v, 4) for k, v in pipes.items()}
-            | {"total": round(sum(pipes.values()), 4)},
-        },
+        # Kinesis bills by GB and stream-hour, not per request: only SQS is priced here.
+        "cost_per_million_records": {"event_source_mapping": rounded(esm), "pipes_express": rounded(pipes)}
+        if args.to == "sqs"
+        else None,
     }
 
 

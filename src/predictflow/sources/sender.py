@@ -111,6 +111,8 @@ def send_to_sqs(sqs: Any, queue_url: str, records: Iterable[Any], per_message: i
 KINESIS_BATCH_RECORDS: Final = 500
 KINESIS_BATCH_BYTES: Final = 5 * 1024 * 1024
 KINESIS_RECORD_BYTES: Final = 1024 * 1024
+PARTITION_KEY_BYTES: Final = 10
+"""At most: a partition key is the message's number."""
 
 
 def send_to_kinesis(kinesis: Any, stream: str, records: Iterable[Any], per_message: int = 100) -> Sent:
@@ -152,6 +154,7 @@ def send_to_kinesis(kinesis: Any, stream: str, records: Iterable[Any], per_messa
                 f"a message of {count} records is {length} bytes, over Kinesis's 1 MiB: "
                 "send fewer records per message"
             )
+        length += PARTITION_KEY_BYTES  # the 5 MiB of a request count partition keys too
         if len(entries) == KINESIS_BATCH_RECORDS or size + length > KINESIS_BATCH_BYTES:
             flush()
         entries.append((body, count))
