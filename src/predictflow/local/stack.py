@@ -98,7 +98,7 @@ class LocalStack:
         """Serve the template's REST API on this port of 127.0.0.1 (0: any free one); None: not at all."""
         self.api_server: ApiServer | None = None
         self.streams = streams
-        """Deliver the template's SQS event source mappings to their functions (`stream_bridge.py`)."""
+        """Deliver the template's SQS and Kinesis event source mappings (`stream_bridge.py`)."""
         self.stream_bridge: StreamBridge | None = None
         self.invoker = LambdaInvoker(concurrency)
         self.deployment: Deployment | None = None
