@@ -372,8 +372,10 @@ def test_the_functions_only_read_the_model_store_and_nothing_writes_it() -> None
                     continue
                 for action in as_list(statement["Action"]):
                     grants.setdefault(name, set()).update((action, r) for r in targets if "ModelBucket" in r)
-    roles = {f"{step}FunctionRole" for step in ("Fetch", "Validate", "Predict", "Route", "Api")}
-    assert set(grants) == roles, "only the pipeline's functions and the API's may reach the model store"
+    roles = {f"{step}FunctionRole" for step in ("Fetch", "Validate", "Predict", "Route", "Api", "Stream")}
+    assert set(grants) == roles, (
+        "only the pipeline's, the API's and the stream's functions may reach the model store"
+    )
     for role, pairs in grants.items():
         for action, resource in pairs:
             if action == "s3:GetObject":
@@ -383,7 +385,7 @@ def test_the_functions_only_read_the_model_store_and_nothing_writes_it() -> None
                 )
             else:
                 # Only the readers of the active pointer need ListBucket (a missing pointer is a 404).
-                assert role in ("FetchFunctionRole", "ApiFunctionRole"), (role, action)
+                assert role in ("FetchFunctionRole", "ApiFunctionRole", "StreamFunctionRole"), (role, action)
                 assert action == "s3:ListBucket", (role, action)
                 assert resource == json.dumps({"Fn::GetAtt": ["ModelBucket", "Arn"]}), resource
         assert any(a == "s3:GetObject" and "/bundles/*" in r for a, r in pairs), role
@@ -391,8 +393,9 @@ def test_the_functions_only_read_the_model_store_and_nothing_writes_it() -> None
     readers_of_pointer = {
         role for role, pairs in grants.items() if any("/active.json" in r for _, r in pairs)
     }
-    # Fetch pins the version for a file; the API reads it per request (cached for seconds).
-    assert readers_of_pointer == {"FetchFunctionRole", "ApiFunctionRole"}
+    # Fetch pins the version for a file; the API and the stream source read it per request or
+    # message (cached for seconds).
+    assert readers_of_pointer == {"FetchFunctionRole", "ApiFunctionRole", "StreamFunctionRole"}
 
 
 def branches(policies: list[Any]) -> Iterator[dict[str, Any]]:

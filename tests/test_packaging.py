@@ -17,7 +17,7 @@ from predictflow.pipeline.payloads import matrix_from_text
 from tests.fixtures import ADULT, ROOT
 from tests.fixtures import HANDLER_ENVIRONMENT as ENVIRONMENT
 
-FUNCTIONS = ("fetch", "validate", "predict", "route", "api")
+FUNCTIONS = ("fetch", "validate", "predict", "route", "api", "stream")
 RUN_IN_ARTIFACT = """
 import json, sys
 sys.path[:0] = {paths!r}
@@ -93,6 +93,7 @@ def test_the_layer_carries_no_training_library_and_no_sdk_copy(artifact: dict[st
         "the layer carries only what a Lambda imports"
     )
     assert (artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "bundle.json").is_file()
+    assert {"api", "sources"} <= package, "the stream handler scores with the API's code"
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

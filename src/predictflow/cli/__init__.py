@@ -29,6 +29,7 @@ from predictflow.cli.console import console
 from predictflow.cli.local import local
 from predictflow.cli.model import model
 from predictflow.cli.predict import predict
+from predictflow.cli.send import send
 
 
 class Cli(click.Group):
@@ -100,6 +101,7 @@ def _discard_stdout() -> None:
 
 for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq, console):
     cli.add_command(command)
+cli.add_command(send)
 
 
 def main() -> None:

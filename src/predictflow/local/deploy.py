@@ -18,6 +18,7 @@ from typing import Any
 
 from predictflow.local.api_bridge import LocalApi, LocalApis
 from predictflow.local.moto_bridge import LambdaInvoker, LocalFunction, environment, load_handler
+from predictflow.local.stream_bridge import StreamMapping
 from predictflow.local.template import Resolver, TemplateError, references, transform
 
 ACCOUNT_ID = "123456789012"
@@ -42,6 +43,8 @@ class Deployment:
     """What the local stack does differently from AWS, said out loud."""
     apis: list[LocalApi] = field(default_factory=list)
     """The REST APIs, with their routes, for the local API bridge (`api_bridge.py`)."""
+    stream_mappings: list[StreamMapping] = field(default_factory=list)
+    """The event source mappings, which the local stream bridge runs (`stream_bridge.py`)."""
 
 
 def _placeholder_zip() -> bytes:
@@ -148,6 +151,8 @@ class Deployer:
             "AWS::SQS::Queue": self._queue,
             "AWS::SQS::QueuePolicy": self._queue_policy,
             "AWS::Lambda::Permission": self._permission,
+            "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
+            "AWS::Kinesis::Stream": self._kinesis_stream,
         } | self._apis.creators()
 
     def _bucket(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
@@ -364,6 +369,36 @@ class Deployer:
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": document})
         return f"{logical}-{self._suffix}", {}
 
+    def _event_source_mapping(
+        self, logical: str, props: dict[str, Any], stack: str, code_dirs: Any, deployment: Deployment
+    ) -> tuple[str, dict[str, str]]:
+        """Recorded, not created in moto (which would run it through Docker): the stream
+        bridge polls the queue and invokes the function as the mapping would."""
+        mapping = StreamMapping(
+            logical_id=logical,
+            function_name=str(props["FunctionName"]),
+            source_arn=str(props["EventSourceArn"]),
+            batch_size=int(props.get("BatchSize", 10)),
+            batching_window=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+            report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            enabled=str(props.get("Enabled", True)).lower() != "false",
+            starting_position=str(props.get("StartingPosition", "LATEST")),
+            maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+            on_failure=str(props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "")),
+        )
+        deployment.stream_mappings.append(mapping)
+        return f"{logical}-{self._suffix}", {}
+
+    def _kinesis_stream(
+        self, logical: str, props: dict[str, Any], stack: str, *_: Any
+    ) -> tuple[str, dict[str, str]]:
+        """One shard locally whatever the mode: on-demand has no shard count to give."""
+        kinesis = self._client("kinesis")
+        name = props.get("Name") or self._physical_name(stack, logical, 128)
+        kinesis.create_stream(StreamName=name, ShardCount=int(props.get("ShardCount", 1)))
+        arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+        return name, {"Arn": str(arn)}
+
     def _alarm(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
         name = props.get("AlarmName") or self._physical_name(stack, logical, 255)
         arguments = {
@@ -392,8 +427,11 @@ class Deployer:
 
 def _queue_attributes(props: dict[str, Any]) -> dict[str, str]:
     names = ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout", "KmsMasterKeyId")
-    return {name: str(props[name]).lower() if isinstance(props[name], bool) else str(props[name])
-            for name in names if name in props}  # fmt: skip
+    attributes = {name: str(props[name]).lower() if isinstance(props[name], bool) else str(props[name])
+                  for name in names if name in props}  # fmt: skip
+    if "RedrivePolicy" in props:
+        attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    return attributes
 
 
 def _depends_on(spec: dict[str, Any]) -> list[str]:

@@ -33,6 +33,7 @@ from predictflow.local.moto_bridge import (
     isolate_powertools_log_keys,
     share_botocore_loader,
 )
+from predictflow.local.stream_bridge import StreamBridge
 from predictflow.service.results import Results, StackNames
 
 LOG = logging.getLogger("predictflow.local")
@@ -83,6 +84,7 @@ class LocalStack:
         publish_outputs: bool = True,
         concurrency: int = DEFAULT_CONCURRENCY,
         api_port: int | None = None,
+        streams: bool = True,
     ) -> None:
         check_moto_version()
         self.template = template
@@ -95,6 +97,9 @@ class LocalStack:
         self.api_port = api_port
         """Serve the template's REST API on this port of 127.0.0.1 (0: any free one); None: not at all."""
         self.api_server: ApiServer | None = None
+        self.streams = streams
+        """Deliver the template's SQS and Kinesis event source mappings (`stream_bridge.py`)."""
+        self.stream_bridge: StreamBridge | None = None
         self.invoker = LambdaInvoker(concurrency)
         self.deployment: Deployment | None = None
         self.started_executions: list[str] = []
@@ -159,6 +164,14 @@ class LocalStack:
         if self.publish_outputs:
             self._register_outputs(self.deployment)
         self.invoker.on_invoke(_drop_metrics)
+        if self.streams and self.deployment.stream_mappings:
+            self.stream_bridge = StreamBridge(
+                self.deployment.stream_mappings,
+                self.client,
+                self.invoker.invoke,
+                REGION,
+                self.retry_wait_scale,
+            ).start()
         return self.deployment
 
     def _register_outputs(self, deployment: Deployment) -> None:
@@ -176,6 +189,9 @@ class LocalStack:
             )
 
     def stop(self) -> None:
+        if self.stream_bridge is not None:
+            self.stream_bridge.stop()
+            self.stream_bridge = None
         # A handler can still be finishing after its execution's outcome is visible (the
         # ledger is written before powertools flushes): let it finish in this environment.
         if not self.invoker.wait_until_idle(timeout=30):
