@@ -61,10 +61,9 @@ OPERATIONS = st.sampled_from(
     ]
 )
 # Counts sit around the retry budgets: Route and Finalize try 5 times, Dead-letter Chunk and
-# Close Unfinished File 7, the status-change handler 3 (Lambda's asynchronous retries). A crash
-# (an error the state machine does not retry) skips the first budget, so crashes stay within
-# what the later ones absorb; a fault that outlasts every budget is a lasting outage, which
-# leaves the execution FAILED and its alarm firing rather than anything lost (README).
+# Close Unfinished File 7, the status-change handler 3 (Lambda's asynchronous retries); a fault
+# that outlasts every budget is a lasting outage, which leaves the execution FAILED and its
+# alarm firing (README).
 FAULTS = st.lists(
     st.tuples(OPERATIONS, st.sampled_from([1, 2, 4, 5, 6, 7, 12]), st.sampled_from(["throttle", "server"])),
     max_size=3,
