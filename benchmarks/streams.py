@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sqs_billed: Counter[str] = Counter()
     usage = {"invocations": 0, "cpu_seconds": 0.0, "redeliveries": 0}
     lock = threading.Lock()
-    with LocalStack(parameters=parameters, retry_wait_scale=0.0) as stack:
+    with LocalStack(parameters=parameters, retry_wait_scale=0.0, streams=True) as stack:
         assert stack.deployment is not None
         assert stack.stream_bridge is not None
         mapping = next(m for m in stack.deployment.stream_mappings if f":{args.to}:" in m.source_arn)

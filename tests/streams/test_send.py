@@ -24,7 +24,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with running_stack(server_port=free_port(), retry_wait_scale=0.0) as stack:
+    with running_stack(server_port=free_port(), retry_wait_scale=0.0, streams=True) as stack:
         yield stack
 
 

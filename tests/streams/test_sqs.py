@@ -27,7 +27,7 @@ MIXED = (EVENTS / "records-mixed.csv").read_text().splitlines()[1:]  # 3 good, 2
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with running_stack(retry_wait_scale=0.0) as local:
+    with running_stack(retry_wait_scale=0.0, streams=True) as local:
         yield local
 
 

@@ -68,7 +68,8 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     from predictflow.cli.aws import clear_local_state, write_local_state
 
     started = time.monotonic()
-    stack = LocalStack(server_port=port, api_port=port + 1)
+    # The stream pollers run only where streams are sent to: the served stack.
+    stack = LocalStack(server_port=port, api_port=port + 1, streams=True)
     endpoint = f"http://127.0.0.1:{port}"
     # `--local` commands find this endpoint, and while it deploys they say it is starting.
     write_local_state(endpoint, ready=False)

@@ -84,7 +84,7 @@ class LocalStack:
         publish_outputs: bool = True,
         concurrency: int = DEFAULT_CONCURRENCY,
         api_port: int | None = None,
-        streams: bool = True,
+        streams: bool = False,
     ) -> None:
         check_moto_version()
         self.template = template
