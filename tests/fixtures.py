@@ -6,6 +6,9 @@ Test modules import from here, never from each other.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from predictflow.bundle import Bundle, CompiledSchema, default_bundle
 from predictflow.features import Value, decode
@@ -55,3 +58,44 @@ def with_field(index: int, value: str, line: str = ARTICLE) -> str:
 def rows(batch: ParsedBatch, schema: CompiledSchema = SCHEMA) -> list[tuple[Value, ...]]:
     """The accepted records' values, in the model's order."""
     return decode(schema, batch.features)
+
+
+def lightgbm_onnx(
+    features: np.ndarray, labels: np.ndarray, classes: int, *, input_name: str = "features", width: int = 0
+) -> bytes:
+    """A small LightGBM model as ONNX, for bundles the tests make (training libraries load here)."""
+    import lightgbm
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    params: dict[str, Any] = {
+        "num_leaves": 7,
+        "seed": 1,
+        "deterministic": True,
+        "num_threads": 1,
+        "verbose": -1,
+    }
+    params |= {"objective": "binary"} if classes == 2 else {"objective": "multiclass", "num_class": classes}
+    booster = lightgbm.train(params, lightgbm.Dataset(features, labels), 15)
+    model = onnxmltools.convert_lightgbm(
+        booster,
+        initial_types=[(input_name, FloatTensorType([None, width or features.shape[1]]))],
+        zipmap=False,
+        target_opset=15,
+    )
+    return bytes(model.SerializeToString())
+
+
+def upload_and_wait(
+    stack: Any, body: bytes, key: str | None = None, timeout: float = 120
+) -> tuple[str, str, dict[str, Any]]:
+    """Put `body` under the stack's input prefix (a fresh key unless given) and wait for the
+    execution it starts: (key, version id, the execution as DescribeExecution gives it)."""
+    import uuid
+
+    key = key or f"{stack.outputs['InputPrefix']}{uuid.uuid4().hex[:8]}/records.csv"
+    before = len(stack.started_executions)
+    version = stack.client("s3").put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=body)[
+        "VersionId"
+    ]
+    return key, version, stack.wait_for_executions(before + 1, timeout=timeout)[before]

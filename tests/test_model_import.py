@@ -27,7 +27,7 @@ from predictflow.cli import cli
 from predictflow.offline import predict_file
 from predictflow.predictors import EmbeddedPredictor
 from predictflow.records import parse_chunk
-from tests.fixtures import ADULT, ADULT_DATA
+from tests.fixtures import ADULT, ADULT_DATA, lightgbm_onnx
 
 TIERS = ("bronze", "gold", "silver")  # scikit-learn's class order: sorted
 
@@ -82,27 +82,6 @@ def parcel_training(rows: int = 600) -> tuple[np.ndarray, np.ndarray]:
     features = np.column_stack([weight, colour, fragile]).astype(np.float32)
     features[::17, 1] = np.nan
     return features, tier.astype(np.int32)
-
-
-def lightgbm_onnx(
-    features: np.ndarray, labels: np.ndarray, classes: int, *, input_name: str = "features", width: int = 0
-) -> bytes:
-    params: dict[str, Any] = {
-        "num_leaves": 7,
-        "seed": 1,
-        "deterministic": True,
-        "num_threads": 1,
-        "verbose": -1,
-    }
-    params |= {"objective": "binary"} if classes == 2 else {"objective": "multiclass", "num_class": classes}
-    booster = lightgbm.train(params, lightgbm.Dataset(features, labels), 15)
-    model = onnxmltools.convert_lightgbm(
-        booster,
-        initial_types=[(input_name, FloatTensorType([None, width or features.shape[1]]))],
-        zipmap=False,
-        target_opset=15,
-    )
-    return bytes(model.SerializeToString())
 
 
 def sklearn_onnx(*, zipmap: bool = False) -> bytes:

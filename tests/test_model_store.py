@@ -16,12 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lightgbm
 import numpy as np
-import onnxmltools
 import pytest
 from click.testing import CliRunner, Result
-from onnxmltools.convert.common.data_types import FloatTensorType
 
 from predictflow.bundle.store import ModelStore
 from predictflow.cli import cli
@@ -31,32 +28,13 @@ from predictflow.local.template import transform
 from predictflow.records import parse_chunk
 from predictflow.service.models import PACKAGED_NOTE, import_model
 from tests.conftest import running_stack
-from tests.fixtures import ADULT, ADULT_DATA, ROOT
+from tests.fixtures import ADULT, ADULT_DATA, ROOT, lightgbm_onnx, upload_and_wait
 
 CHUNK_BYTES = 4096
 TIERS = ("bronze", "gold", "silver")
 
 
 # --------------------------------------------------------------------------- bundles
-def lightgbm_onnx(features: np.ndarray, labels: np.ndarray, classes: int) -> bytes:
-    params: dict[str, Any] = {
-        "num_leaves": 7,
-        "seed": 1,
-        "deterministic": True,
-        "num_threads": 1,
-        "verbose": -1,
-    }
-    params |= {"objective": "binary"} if classes == 2 else {"objective": "multiclass", "num_class": classes}
-    booster = lightgbm.train(params, lightgbm.Dataset(features, labels), 15)
-    model = onnxmltools.convert_lightgbm(
-        booster,
-        initial_types=[("features", FloatTensorType([None, features.shape[1]]))],
-        zipmap=False,
-        target_opset=15,
-    )
-    return bytes(model.SerializeToString())
-
-
 def income_band(folder: Path, threshold: float = 0.5) -> Path:
     lines = ADULT_DATA.read_bytes().splitlines(keepends=True)[:3000]
     batch = parse_chunk(b"".join(lines), ADULT.schema)
@@ -163,13 +141,9 @@ class Upload:
 
     def __init__(self, stack: LocalStack, body: bytes, name: str = "records.csv") -> None:
         self.stack = stack
-        self.key = f"{stack.outputs['InputPrefix']}{uuid.uuid4().hex[:8]}/{name}"
-        before = len(stack.started_executions)
-        response = stack.client("s3").put_object(
-            Bucket=stack.outputs["InputBucketName"], Key=self.key, Body=body
+        self.key, self.version, self.execution = upload_and_wait(
+            stack, body, f"{stack.outputs['InputPrefix']}{uuid.uuid4().hex[:8]}/{name}", timeout=120
         )
-        self.version = response["VersionId"]
-        self.execution = stack.wait_for_executions(before + 1, timeout=120)[before]
         assert self.execution["status"] == "SUCCEEDED", self.execution
 
     def predictions(self) -> list[dict[str, Any]]:

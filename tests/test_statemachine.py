@@ -16,7 +16,7 @@ import pytest
 
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
-from tests.fixtures import ADULT, ARTICLE, EVENTS, HEADER, ROOT
+from tests.fixtures import ADULT, ARTICLE, EVENTS, HEADER, ROOT, upload_and_wait
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 CHUNK_BYTES = 4096
@@ -40,13 +40,9 @@ class Run:
 
     def __init__(self, stack: LocalStack, body: bytes, name: str = "records.csv") -> None:
         self.stack = stack
-        self.key = f"{stack.outputs['InputPrefix']}{uuid.uuid4().hex[:8]}/{name}"
-        before = len(stack.started_executions)
-        response = stack.client("s3").put_object(
-            Bucket=stack.outputs["InputBucketName"], Key=self.key, Body=body
+        self.key, self.version, self.execution = upload_and_wait(
+            stack, body, f"{stack.outputs['InputPrefix']}{uuid.uuid4().hex[:8]}/{name}", timeout=60
         )
-        self.version = response["VersionId"]
-        self.execution = stack.wait_for_executions(before + 1, timeout=60)[before]
 
     @property
     def status(self) -> str:

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
-from tests.fixtures import ARTICLE, EVENTS, ROOT
+from tests.fixtures import ARTICLE, EVENTS, ROOT, upload_and_wait
 from tests.reliability.corpus import CASES, Case
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
@@ -31,12 +31,7 @@ def stack() -> Iterator[LocalStack]:
 
 def upload(stack: LocalStack, body: bytes, key: str | None = None) -> tuple[str, str, dict[str, Any]]:
     key = key or f"{stack.outputs['InputPrefix']}reliability/{uuid.uuid4().hex[:8]}.csv"
-    before = len(stack.started_executions)
-    version = stack.client("s3").put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=body)[
-        "VersionId"
-    ]
-    execution = stack.wait_for_executions(before + 1, timeout=120)[before]
-    return key, version, execution
+    return upload_and_wait(stack, body, key)
 
 
 def outcome(stack: LocalStack, key: str, version: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
