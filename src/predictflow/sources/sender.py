@@ -34,6 +34,15 @@ class Sent:
     message_ids: list[tuple[str, int]] = field(default_factory=list)
     """Per message sent, in order: its MessageId and how many records it holds."""
 
+    def add(self, batch: list[tuple[str, int]], ids: list[str]) -> None:
+        """One request's messages, sent, with the ids the service gave them."""
+        self.message_ids.extend(
+            (message_id, count) for message_id, (_, count) in zip(ids, batch, strict=True)
+        )
+        self.records += sum(count for _, count in batch)
+        self.messages += len(batch)
+        self.requests += 1
+
 
 def file_records(path: Path) -> Iterator[Any]:
     """A record file's records: JSON Lines as objects, CSV as its lines without the header."""
@@ -69,42 +78,61 @@ def message_bodies(records: Iterable[Any], per_message: int) -> Iterator[tuple[s
         yield json.dumps({"records": batch}, separators=(",", ":")), len(batch)
 
 
+Message = tuple[str, int]
+"""A message's body and how many records it holds."""
+
+
+def requests(
+    messages: Iterable[Message],
+    *,
+    most: int,
+    request_bytes: int,
+    message_bytes: int,
+    overhead: int,
+    limit: str,
+) -> Iterator[list[Message]]:
+    """Messages grouped into requests of at most `most` messages and `request_bytes` bytes (each
+    message counting `overhead` more); a message over `message_bytes` is refused, naming `limit`."""
+    batch: list[Message] = []
+    size = 0
+    for body, count in messages:
+        length = len(body.encode())
+        if length > message_bytes:
+            raise SendError(
+                f"a message of {count} records is {length} bytes, over {limit}: "
+                "send fewer records per message"
+            )
+        length += overhead
+        if batch and (len(batch) == most or size + length > request_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append((body, count))
+        size += length
+    if batch:
+        yield batch
+
+
 def send_to_sqs(sqs: Any, queue_url: str, records: Iterable[Any], per_message: int = 100) -> Sent:
     sent = Sent()
-    entries: list[tuple[str, int]] = []
-    size = 0
-
-    def flush() -> None:
-        nonlocal entries, size
-        if not entries:
-            return
+    batches = requests(
+        message_bodies(records, per_message),
+        most=SQS_BATCH_MESSAGES,
+        request_bytes=SQS_BATCH_BYTES,
+        message_bytes=SQS_BATCH_BYTES,
+        overhead=0,
+        limit="SQS's 256 KiB",
+    )
+    for batch in batches:
         answer = sqs.send_message_batch(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(n), "MessageBody": body} for n, (body, _) in enumerate(entries)],
+            Entries=[{"Id": str(n), "MessageBody": body} for n, (body, _) in enumerate(batch)],
         )
         failed = answer.get("Failed") or []
         if failed:
             reason = failed[0].get("Message", failed[0])
             raise SendError(f"the queue refused {len(failed)} message(s): {reason}")
         ids = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful") or []}
-        sent.message_ids.extend((ids[str(n)], count) for n, (_, count) in enumerate(entries))
-        sent.records += sum(count for _, count in entries)
-        sent.messages += len(entries)
-        sent.requests += 1
-        entries, size = [], 0
-
-    for body, count in message_bodies(records, per_message):
-        length = len(body.encode())
-        if length > SQS_BATCH_BYTES:
-            raise SendError(
-                f"a message of {count} records is {length} bytes, over SQS's 256 KiB: "
-                "send fewer records per message"
-            )
-        if len(entries) == SQS_BATCH_MESSAGES or size + length > SQS_BATCH_BYTES:
-            flush()
-        entries.append((body, count))
-        size += length
-    flush()
+        sent.add(batch, [ids[str(n)] for n in range(len(batch))])
     return sent
 
 
@@ -119,18 +147,20 @@ def send_to_kinesis(kinesis: Any, stream: str, records: Iterable[Any], per_messa
     """The same messages as Kinesis records, 500 to a PutRecords; each message's partition key
     is its number, so messages spread over the shards. `message_ids` hold `<shard>/<sequence>`."""
     sent = Sent()
-    entries: list[tuple[str, int]] = []
-    size = 0
-
-    def flush() -> None:
-        nonlocal entries, size
-        if not entries:
-            return
+    batches = requests(
+        message_bodies(records, per_message),
+        most=KINESIS_BATCH_RECORDS,
+        request_bytes=KINESIS_BATCH_BYTES,
+        message_bytes=KINESIS_RECORD_BYTES,
+        overhead=PARTITION_KEY_BYTES,  # the 5 MiB of a request count partition keys too
+        limit="Kinesis's 1 MiB",
+    )
+    for batch in batches:
         first = sent.messages + 1
         answer = kinesis.put_records(
             StreamName=stream,
             Records=[
-                {"Data": body.encode(), "PartitionKey": str(first + n)} for n, (body, _) in enumerate(entries)
+                {"Data": body.encode(), "PartitionKey": str(first + n)} for n, (body, _) in enumerate(batch)
             ],
         )
         if answer.get("FailedRecordCount"):
@@ -138,26 +168,5 @@ def send_to_kinesis(kinesis: Any, stream: str, records: Iterable[Any], per_messa
             raise SendError(
                 f"the stream refused {answer['FailedRecordCount']} record(s): {failed.get('ErrorMessage')}"
             )
-        sent.message_ids.extend(
-            (f"{r['ShardId']}/{r['SequenceNumber']}", count)
-            for r, (_, count) in zip(answer["Records"], entries, strict=True)
-        )
-        sent.records += sum(count for _, count in entries)
-        sent.messages += len(entries)
-        sent.requests += 1
-        entries, size = [], 0
-
-    for body, count in message_bodies(records, per_message):
-        length = len(body.encode())
-        if length > KINESIS_RECORD_BYTES:
-            raise SendError(
-                f"a message of {count} records is {length} bytes, over Kinesis's 1 MiB: "
-                "send fewer records per message"
-            )
-        length += PARTITION_KEY_BYTES  # the 5 MiB of a request count partition keys too
-        if len(entries) == KINESIS_BATCH_RECORDS or size + length > KINESIS_BATCH_BYTES:
-            flush()
-        entries.append((body, count))
-        size += length
-    flush()
+        sent.add(batch, [f"{r['ShardId']}/{r['SequenceNumber']}" for r in answer["Records"]])
     return sent
