@@ -15,7 +15,7 @@ from predictflow.pipeline.runtime import build_bundles
 from predictflow.pipeline.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(auto_patch=False)  # AWS calls are traced from the first client on (runtime.LazyClient)
 metrics = Metrics()
 settings = Settings.from_env()
 scorer = Scorer(build_bundles(settings, scoring=True), aml_model_ids=[settings.aml_model_id])

@@ -1,4 +1,5 @@
-"""Fetch: claim the new object version and plan its byte-range chunks."""
+"""Fetch: claim the new object version and plan its byte-range chunks, or predict a small
+file whole (see `steps.fetch`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from predictflow.pipeline.runtime import build_bundles, build_stores, log_keys
 from predictflow.pipeline.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(auto_patch=False)  # AWS calls are traced from the first client on (runtime.LazyClient)
 metrics = Metrics()
 settings = Settings.from_env()
 stores = build_stores(settings)
-bundles = build_bundles(settings)
+# With the embedded backend, Fetch predicts small files itself; the model is loaded on the
+# first such file, so a container that only plans large files never pays for it.
+bundles = build_bundles(settings, scoring=settings.predictor_backend == "embedded")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -29,6 +32,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if plan["duplicate"]:
         logger.info("duplicate event: object already claimed", extra={"claimed_by": plan["claimed_by"]})
         metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+    elif plan["finished"]:
+        predicted = plan["summary"]["predicted"]
+        logger.info("predicted whole file", extra={"predicted": predicted})
+        metrics.add_metric(name="RecordsPredicted", unit=MetricUnit.Count, value=predicted)
     else:
         logger.info("planned chunks", extra={"chunks": len(plan["chunks"]), "bytes": plan["object"]["size"]})
         metrics.add_metric(name="ChunksPlanned", unit=MetricUnit.Count, value=len(plan["chunks"]))

@@ -13,7 +13,7 @@ from predictflow.pipeline.runtime import build_bundles, build_stores, log_keys
 from predictflow.pipeline.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(auto_patch=False)  # AWS calls are traced from the first client on (runtime.LazyClient)
 metrics = Metrics()
 settings = Settings.from_env()
 stores = build_stores(settings)

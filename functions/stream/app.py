@@ -26,7 +26,7 @@ from predictflow.sources import Message, StreamOutputs, StreamRouter
 from predictflow.sources.router import Routed
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(auto_patch=False)  # AWS calls are traced from the first client on (runtime.LazyClient)
 metrics = Metrics()
 settings = Settings.from_env()
 router = StreamRouter(

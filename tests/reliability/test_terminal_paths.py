@@ -81,14 +81,15 @@ def test_an_aborted_execution_leaves_its_file_closed_by_the_status_change_event(
     release = threading.Event()
     held = threading.Event()
 
-    def hold_validate(**_: Any) -> None:
+    def hold_after_claim(**_: Any) -> None:
+        # Fetch has claimed the file (its ledger item is RUNNING) and has not returned yet.
         if threading.current_thread().name.startswith("lambda-") and not release.is_set():
             held.set()
             release.wait(10)
 
     boto3.setup_default_session()
     assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION.events.register("before-call.s3.GetObject", hold_validate)
+    boto3.DEFAULT_SESSION.events.register("after-call.dynamodb.PutItem", hold_after_claim)
     s3, sfn = stack.client("s3"), stack.client("stepfunctions")
     key = f"{stack.outputs['InputPrefix']}aborted.csv"
     version = s3.put_object(

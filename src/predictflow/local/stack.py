@@ -147,7 +147,9 @@ class LocalStack:
         self._bridge.on_execution_started(self._record_execution)
         self._bridge.on_execution_finished(self._record_finish)
         deployer = Deployer(self.client, self.invoker, REGION)
-        parameters = {"LogLevel": self.log_level} | self.parameters
+        # One machine, one user: `model activate` then an upload must use the new model, so the
+        # functions read the active-model pointer for every file unless told otherwise.
+        parameters = {"LogLevel": self.log_level, "ActiveModelCacheSeconds": "0"} | self.parameters
         self.deployment = deployer.deploy(self.template, self.stack_name, parameters)
         # powertools configures its logger once per process; a second stack in the same
         # process (tests, benchmarks) must still log at its own level.

@@ -1,12 +1,14 @@
 """The bundles a Lambda container serves, cached by version for the container's life.
 
 Versions never change once deployed (a version is a hash of its content), so a cached bundle
-never goes stale; only the active pointer does, and Fetch reads that afresh for every file.
+never goes stale; only the active pointer does, and Fetch reads that afresh for a file unless
+it read it less than `pointer_seconds` ago.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from predictflow.bundle import Bundle, default_bundle
@@ -18,20 +20,40 @@ PredictorFactory = Callable[[Bundle], Predictor]
 
 
 class Bundles:
-    def __init__(self, store: ModelStore | None, make_predictor: PredictorFactory | None = None) -> None:
+    def __init__(
+        self,
+        store: ModelStore | None,
+        make_predictor: PredictorFactory | None = None,
+        *,
+        pointer_seconds: float = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._make_predictor = make_predictor
         self._bundles: dict[tuple[str, bool], Bundle] = {}
         self._predictors: dict[str, Predictor] = {}
         self._lock = threading.Lock()
+        self._pointer_seconds = pointer_seconds
+        self._clock = clock
+        self._pointer: tuple[float, str] | None = None
+
+    @property
+    def scores_records(self) -> bool:
+        """Whether this container can score records itself (it was given a predictor factory)."""
+        return self._make_predictor is not None
 
     def active_version(self) -> str:
         """The version to pin for a new file: the store's active one, else the packaged default."""
         if self._store is None:
             return default_bundle().model_version
+        if self._pointer is not None and self._clock() - self._pointer[0] < self._pointer_seconds:
+            return self._pointer[1]
+        read_at = self._clock()
         with storage_errors(f"s3://{self._store.bucket}"):
             deployed = self._store.active_version()
-        return deployed or default_bundle().model_version
+        version = deployed or default_bundle().model_version
+        self._pointer = (read_at, version)
+        return version
 
     def bundle(self, version: str, *, with_model: bool = False) -> Bundle:
         default = default_bundle()

@@ -40,6 +40,10 @@ class Settings:
     sagemaker_endpoint_name: str = ""
     aml_model_id: str = ""
     aml_predict_endpoint: str = ""
+    active_model_cache_seconds: int = 0
+    """How long a container may reuse the active-model pointer it read (0: read it for every
+    file). A few seconds take an S3 GET off nearly every small file; `model activate` then
+    reaches new files within that many seconds, and a file still keeps one version throughout."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -56,6 +60,13 @@ class Settings:
             if value and not value.endswith("/"):
                 problems.append(f"{name} must end with '/' (got {value!r})")
             return value
+
+        def whole_number(name: str) -> int:
+            value = text(name, required=False) or "0"
+            if not value.isdigit():
+                problems.append(f"{name} must be a whole number of 0 or more (got {value!r})")
+                return 0
+            return int(value)
 
         def positive_int(name: str) -> int:
             value = text(name)
@@ -90,6 +101,7 @@ class Settings:
             ),
             aml_model_id=text("PREDICTFLOW_AML_MODEL_ID", required=backend == "aml"),
             aml_predict_endpoint=text("PREDICTFLOW_AML_PREDICT_ENDPOINT", required=backend == "aml"),
+            active_model_cache_seconds=whole_number("PREDICTFLOW_ACTIVE_MODEL_CACHE_SECONDS"),
         )
         if settings.chunk_bytes and settings.max_file_bytes > settings.chunk_bytes * MAX_CHUNKS:
             problems.append(

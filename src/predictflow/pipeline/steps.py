@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from predictflow.errors import FileTooLarge, MalformedEvent, RejectReason
+from predictflow.errors import FileRejected, FileTooLarge, MalformedEvent, RejectReason
 from predictflow.pipeline.bundles import Bundles
 from predictflow.pipeline.chunks import plan_chunks
 from predictflow.pipeline.payloads import ScoredBatch, ValidatedBatch, matrix_from_text, matrix_to_text
@@ -46,6 +46,12 @@ SMALL_FILE_RECORDS: Final = 3
 `route_chunk`), which stays within one DynamoDB write unit; larger files get JSON-lines parts in
 S3 and a manifest."""
 
+WHOLE_FILE_BYTES: Final = 16 * 1024
+"""A file of at most this many bytes is read by Fetch, which predicts it there when it holds at
+most SMALL_FILE_RECORDS records, all valid: one Lambda invocation and one ledger write instead
+of five and two, the larger part of what a one-record file costs (benchmarks/cost_model.py). A
+larger file would rarely qualify, and its read would be wasted."""
+
 MAX_LINE_BYTES: Final = 4 * MAX_LINE_CHARS
 """A line longer than this in bytes is longer than a record may be in characters."""
 
@@ -60,24 +66,39 @@ def execution_name(execution_arn: str) -> str:
 def fetch(
     event: dict[str, Any], execution_arn: str, settings: Settings, stores: Stores, bundles: Bundles
 ) -> dict[str, Any]:
+    """Claim the file and plan its chunks; or, for a small file whose records are all valid,
+    predict it here and commit it in the same write as the claim (`finished`, with the file's
+    `summary`, in the plan)."""
     ref = ObjectRef.from_event(event)
-    holder = stores.ledger.claim(ref, execution_arn)
     plan: dict[str, Any] = {
         "object": ref.as_dict(),
         "execution_arn": execution_arn,
-        "duplicate": holder is not None,
+        "duplicate": False,
+        "finished": False,
         "model_version": None,
         "layout": None,
         "chunks": [],
     }
+    claimed_at = now()
+    if _is_whole_file_candidate(ref, settings, bundles):
+        plan["model_version"] = version = bundles.active_version()
+        finished = _predict_whole_file(ref, execution_arn, version, claimed_at, stores, bundles)
+        if finished is not None:
+            holder, summary = finished
+            if holder is None:
+                plan |= {"finished": True, "summary": summary}
+            else:
+                plan |= {"duplicate": True, "claimed_by": holder, "model_version": None}
+            return plan
+    holder = stores.ledger.claim(ref, execution_arn)
     if holder is not None:
-        plan["claimed_by"] = holder
+        plan |= {"duplicate": True, "claimed_by": holder, "model_version": None}
         return plan
     if ref.size > settings.max_file_bytes:
         raise FileTooLarge(
             f"s3://{ref.bucket}/{ref.key} is {ref.size} bytes; the limit is {settings.max_file_bytes}"
         )
-    plan["model_version"] = bundles.active_version()
+    plan["model_version"] = plan["model_version"] or bundles.active_version()
     if ref.size <= settings.chunk_bytes:
         # One chunk: Validate's ranged GET of the pinned version is the first read, and it
         # reports a missing object (and finds the layout) as well as a read here would, for one
@@ -103,6 +124,62 @@ def fetch(
             header_slots(layout, schema)
         plan["layout"] = layout.as_dict()
     return plan
+
+
+def _is_whole_file_candidate(ref: ObjectRef, settings: Settings, bundles: Bundles) -> bool:
+    """Small enough to be predicted by Fetch itself, by a container that scores records locally.
+    Replay files take the chunk path: their lines' origins are read from the dead-letter table."""
+    return (
+        bundles.scores_records
+        and ref.size <= WHOLE_FILE_BYTES
+        and not (settings.replay_prefix and ref.key.startswith(settings.replay_prefix))
+    )
+
+
+def _predict_whole_file(
+    ref: ObjectRef, execution_arn: str, version: str, claimed_at: str, stores: Stores, bundles: Bundles
+) -> tuple[str | None, dict[str, Any]] | None:
+    """Predict a small file in one step when every one of its records is valid, and claim and
+    commit it in one ledger write. Returns (the execution that holds the file if not this one,
+    the file's summary), or None when the file needs the chunk path: it has a line to
+    dead-letter (dead letters are written before the commit, which needs the claim first), no
+    record, or more records than a ledger item keeps."""
+    predictor = bundles.predictor(version)
+    bundle = predictor.bundle
+    try:
+        data, metadata = stores.source.read_chunk(ref, 0, ref.size)
+        batch = parse_chunk(data, bundle.schema, 1, header_hint=metadata.get(HEADER_HINT))
+    except FileRejected:
+        # Gone, changed, or lacking a column: the chunk path meets the same error again, after
+        # the claim, and records it as it always has. Recording it here, before any claim,
+        # could overwrite the outcome of another execution that holds the file.
+        return None
+    if batch.rejections or not 0 < len(batch) <= SMALL_FILE_RECORDS:
+        return None
+    answers = answers_of(bundle.spec.target, predictor.scores(batch.features, validated=True))
+    jsonl = prediction_lines(
+        bundle.spec.target, predictor.model_version, batch.lines, answers, ids=batch.ids, actual=batch.actual
+    )
+    totals = {"records": len(batch), "predicted": len(batch), "dead_lettered": 0, "failed_chunks": 0}
+    holder = stores.ledger.claim_finished(
+        ref, execution_arn, claimed_at=claimed_at, counts=totals, compact_predictions=jsonl,
+        model_version=version,
+    )  # fmt: skip
+    summary: dict[str, Any] = {
+        "source_bucket": ref.bucket,
+        "source_key": ref.key,
+        "version_id": ref.version_id,
+        "execution_arn": execution_arn,
+        "model_version": version,
+        "status": "SUCCEEDED",
+        **totals,
+        "chunks": 1,
+        "predictions": "ledger",
+        "finished_at": now(),
+    }
+    if batch.ignored_columns:
+        summary["ignored_columns"] = list(batch.ignored_columns)
+    return holder, summary
 
 
 def _stash_name(execution_arn: str, chunk: dict[str, Any], stage: str) -> str:

@@ -441,6 +441,18 @@ class Stores:
     ledger: Ledger
 
 
+_OURS_TO_WRITE: Final = (
+    "attribute_not_exists(pk) OR (execution_arn = :me AND #status IN (:running, :succeeded))"
+)
+"""A claim may write a new item, or replace one an earlier attempt of the same Fetch wrote (that
+attempt's result never reached the state machine). It never replaces an item another execution
+holds, nor one closed for this execution after it ended (aborted, timed out, failed)."""
+
+
+def _ours_to_write(execution_arn: str) -> dict[str, dict[str, str]]:
+    return {":me": {"S": execution_arn}, ":running": {"S": "RUNNING"}, ":succeeded": {"S": "SUCCEEDED"}}
+
+
 class Ledger:
     """One item per source object version: which execution owns it and how it ended."""
 
@@ -466,8 +478,9 @@ class Ledger:
                     "status": {"S": "RUNNING"},
                     "claimed_at": {"S": now()},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR execution_arn = :me",
-                ExpressionAttributeValues={":me": {"S": execution_arn}},
+                ConditionExpression=_OURS_TO_WRITE,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_ours_to_write(execution_arn),
             )
             return None
         except ClientError as error:
@@ -564,3 +577,47 @@ class Ledger:
             )
         except (ClientError, BotoCoreError) as failure:
             raise_storage_error(failure, f"dynamodb:{self._table}")
+
+    def claim_finished(
+        self,
+        ref: ObjectRef,
+        execution_arn: str,
+        *,
+        claimed_at: str,
+        counts: dict[str, int],
+        compact_predictions: str,
+        model_version: str,
+    ) -> str | None:
+        """Claim `ref` and record it SUCCEEDED in one conditional write: for a small file whose
+        records were all predicted in one step, the item is the file's only output, so the claim
+        and the commit can be the same write. Returns None when the item is ours (new, or written
+        by an earlier attempt of this execution), else the execution that holds it."""
+        item = {
+            "pk": {"S": ref.identity},
+            "execution_arn": {"S": execution_arn},
+            "source_bucket": {"S": ref.bucket},
+            "source_key": {"S": ref.key},
+            "status": {"S": "SUCCEEDED"},
+            "claimed_at": {"S": claimed_at},
+            "finished_at": {"S": now()},
+            "model_version": {"S": model_version},
+            "compact_predictions": {"S": compact_predictions},
+        } | {name: {"N": str(value)} for name, value in counts.items()}
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=_OURS_TO_WRITE,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_ours_to_write(execution_arn),
+            )
+            return None
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise_storage_error(error, f"dynamodb:{self._table}")
+        except BotoCoreError as error:
+            raise_storage_error(error, f"dynamodb:{self._table}")
+        holder = self._dynamodb.get_item(
+            TableName=self._table, Key={"pk": {"S": ref.identity}}, ConsistentRead=True
+        )
+        return str(holder["Item"]["execution_arn"]["S"])
