@@ -154,9 +154,11 @@ def test_tables_print_execution_names_whole_in_a_narrow_terminal_and_in_a_pipe(
 ) -> None:
     key, arn = mixed
     name = arn.rsplit(":", 1)[1]
-    narrow = run(stack, "executions", columns=60)
-    assert narrow.exit_code == 0, narrow.output
-    assert any(name in line for line in narrow.stdout.splitlines())  # on one line, whole
+    for columns in (60, 40):  # 40: narrower than the name and the other columns' least
+        narrow = run(stack, "executions", columns=columns)
+        assert narrow.exit_code == 0, narrow.output
+        # On one line, whole, and the row's other cells still there (the table grew instead).
+        assert any(name in line and "SUCCEEDED" in line for line in narrow.stdout.splitlines()), columns
 
     shown = run(stack, "show", name, columns=60)
     assert arn in shown.stdout.splitlines()[0]
