@@ -32,6 +32,12 @@ def run(*args: str) -> Result:
     return result
 
 
+def dead_letters(*args: str) -> list[dict[str, Any]]:
+    result = run("dead-letters", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return list(json.loads(result.stdout)["dead_letters"])
+
+
 def uploaded(stack: LocalStack, path: Path, name: str) -> tuple[str, str]:
     """Upload through the CLI; returns (key, execution ARN) once the execution finished."""
     copy = path.parent / name if path.name != name else path
@@ -98,11 +104,11 @@ def test_executions_lists_files_with_status_and_counts(stack: LocalStack) -> Non
     key, arn = uploaded(stack, EVENTS / "records-mixed.csv", "listed.csv")
     result = run("executions", "--json")
     assert result.exit_code == 0, result.output
-    rows = {row["source_key"]: row for row in json.loads(result.stdout)}
+    rows = {row["source_key"]: row for row in json.loads(result.stdout)["executions"]}
     row = rows[key]
     assert (row["status"], row["records"], row["predicted"], row["dead_lettered"]) == ("SUCCEEDED", 5, 3, 2)
     assert rows[key]["execution_arn"] == arn
-    failed_only = json.loads(run("executions", "--json", "--status", "FAILED").stdout)
+    failed_only = json.loads(run("executions", "--json", "--status", "FAILED").stdout)["executions"]
     assert key not in {row["source_key"] for row in failed_only}
     assert run("executions", "--since", "1h").exit_code == 0
     assert "use a duration" in run("executions", "--since", "yesterday-ish").output
@@ -140,7 +146,7 @@ def test_show_exits_3_for_a_failed_execution_and_0_for_one_with_dead_letters(
 
 
 def test_upload_exits_4_when_an_execution_did_not_start_within_wait(stack: LocalStack) -> None:
-    result = run("upload", str(EVENTS / "records-good.csv"), "--prefix", "impatient", "--wait", "0")
+    result = run("upload", str(EVENTS / "records-good.csv"), "--prefix", "impatient", "--timeout", "0")
     assert "(not started yet)" in result.stdout
     assert result.exit_code == 4
     stack.wait_for_executions(len(stack.started_executions))
@@ -168,15 +174,15 @@ def test_results_of_an_unknown_version_is_an_error_naming_the_known_ones(stack: 
 
 def test_dead_letters_filters_and_replay_marks_what_it_replayed(stack: LocalStack, tmp_path: Path) -> None:
     key, _ = uploaded(stack, EVENTS / "records-mixed.csv", "replayed.csv")
-    listed = [json.loads(line) for line in run("dead-letters", "--source", key, "--json").stdout.splitlines()]
+    listed = dead_letters("--source", key)
     assert [(e["line"], e["error_type"]) for e in listed] == [(4, "InvalidValue"), (6, "UnknownCategory")]
-    only_unknown = run("dead-letters", "--source", key, "--error-type", "UnknownCategory", "--json").stdout
-    assert [json.loads(line)["line"] for line in only_unknown.splitlines()] == [6]
+    only_unknown = dead_letters("--source", key, "--error-type", "UnknownCategory")
+    assert [entry["line"] for entry in only_unknown] == [6]
 
     dry = run("replay", "--source", key, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "2 entries would go to" in dry.stdout
-    assert len(run("dead-letters", "--source", key, "--json").stdout.splitlines()) == 2
+    assert len(dead_letters("--source", key)) == 2
 
     fixed = tmp_path / "fixed.csv"
     good = (EVENTS / "records-good.csv").read_text().splitlines()
@@ -188,11 +194,8 @@ def test_dead_letters_filters_and_replay_marks_what_it_replayed(stack: LocalStac
     arn = replayed.stdout.strip().splitlines()[-1].removeprefix("execution: ")
     stack.wait_for_executions(before + 1)
     assert stack.describe(arn)["status"] == "SUCCEEDED"
-    assert run("dead-letters", "--source", key, "--json").stdout == ""
-    marked = [
-        json.loads(line)
-        for line in run("dead-letters", "--source", key, "--all", "--json").stdout.splitlines()
-    ]
+    assert dead_letters("--source", key) == []
+    marked = dead_letters("--source", key, "--all")
     assert all(entry["replayed_as"].startswith("incoming/replay/") for entry in marked)
     again = run("replay", "--source", key)
     assert again.stdout.strip() == "nothing to replay"

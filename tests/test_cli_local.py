@@ -121,7 +121,7 @@ def test_the_served_stack_answers_the_cli_over_http() -> None:
         assert "arn:aws:states:" in uploaded.stdout
         stack.wait_for_executions(1)
         dead = CliRunner().invoke(cli, [*endpoint, "dead-letters", "--json"])
-        assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
+        assert [entry["line"] for entry in json.loads(dead.stdout)["dead_letters"]] == [4, 6]
     finally:
         stack.stop()
 

@@ -128,7 +128,7 @@ def run(*args: str) -> Result:
 def listed(stack: LocalStack) -> list[dict[str, Any]]:
     result = run("list", "--output", "json")
     assert result.exit_code == 0, result.output
-    return list(json.loads(result.stdout))
+    return list(json.loads(result.stdout)["models"])
 
 
 def active(stack: LocalStack) -> str:

@@ -119,7 +119,7 @@ def test_the_chain_of_a_line_through_two_replays_ends_in_one_prediction(
     ]
     assert all(e["source_key"].startswith("incoming/replay/") for e in again)
     listed = run("dead-letters", "--source", key, "--json")
-    assert [json.loads(line)["attempts"] for line in listed.stdout.splitlines()] == [2, 2]
+    assert [entry["attempts"] for entry in json.loads(listed.stdout)["dead_letters"]] == [2, 2]
 
     fixed = tmp_path / "fixed.csv"
     fixed.write_text(f"{GOOD[0]}\n{GOOD[1]}\n")
@@ -334,10 +334,10 @@ def test_dlq_lists_and_redrives_undelivered_events(stack: LocalStack) -> None:
     )
     listed = run("dlq", "list", "--json")
     assert listed.exit_code == 0, listed.output
-    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    (row,) = json.loads(listed.stdout)["events"]
     assert (row["key"], row["version"]) == (key, put["VersionId"])
     assert row["reason"] == "SDK_CLIENT_ERROR: StateMachineDoesNotExist"
-    assert len(run("dlq", "list", "--json").stdout.splitlines()) == 1  # listing took nothing away
+    assert len(json.loads(run("dlq", "list", "--json").stdout)["events"]) == 1  # listing took nothing away
 
     redriven = run("dlq", "redrive")
     assert redriven.exit_code == 0, redriven.output
@@ -348,4 +348,4 @@ def test_dlq_lists_and_redrives_undelivered_events(stack: LocalStack) -> None:
         time.sleep(0.2)
     assert stack.describe(arn)["status"] == "SUCCEEDED"
     assert stack.results().file(key, put["VersionId"])["predicted"] == 1  # type: ignore[index]
-    assert run("dlq", "list", "--json").stdout == ""
+    assert json.loads(run("dlq", "list", "--json").stdout) == {"events": []}

@@ -3,14 +3,20 @@
     predictflow predict FILE              score a record file offline with the embedded model
     predictflow local run FILE...         the whole pipeline on this machine, one shot
     predictflow local up                  the local stack as an endpoint, for the commands below
-    predictflow upload | executions | show | results | dead-letters | replay | console
-                                          against a deployed stack (--stack-name) or the local one (--local)
+    predictflow upload | wait | executions | show | results | dead-letters | replay | dlq | model | console
+                                          against a deployed stack (--stack-name) or the local one (--local),
+                                          the options before or after the command's name
+
+Listings and `show` print --output table|json|text (docs/cli.md gives each JSON shape) and page
+with --max-items/--starting-token. An execution is named by its ARN, its name or a unique
+prefix of its name.
 
 Errors reach the user as one line; `--debug` shows the traceback.
 
 Exit status: 0 success (dead letters included), 1 an error, 2 a usage error, 3 an execution
-FAILED (`local run`, `show`), 4 an execution did not start or end in time (`upload`, `replay`,
-`local run`), 141 the reader of stdout went away (`| head`).
+FAILED (`local run`, `show`, `wait`, `upload --wait`, `replay --wait`), 4 an execution did not
+start or end in time (`upload`, `replay`, `local run`, `wait`), 141 the reader of stdout went
+away (`| head`).
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ from typing import Any
 
 import click
 
-from predictflow.cli.aws import DEFAULT_STACK, LOCAL_REGION, LOCAL_STACK, Aws, explain, local_endpoint
-from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload
+from predictflow.cli.aws import aws_of, connection_options, explain
+from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload, wait
 from predictflow.cli.console import console
 from predictflow.cli.local import local
 from predictflow.cli.model import model
@@ -54,40 +60,24 @@ class Cli(click.Group):
 
 @click.group(cls=Cli)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-@click.option("--stack-name", envvar="PREDICTFLOW_STACK", help=f"Deployed stack [default: {DEFAULT_STACK}].")
-@click.option(
-    "--local",
-    "use_local",
-    is_flag=True,
-    help="Use the local stack `local up` serves (any --port; default 4566).",
-)
-@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="Any AWS-compatible endpoint.")
-@click.option("--profile", envvar="AWS_PROFILE", help="AWS profile.")
-@click.option("--region", envvar="AWS_REGION", help="AWS region.")
+@connection_options
 @click.version_option(package_name="predictflow")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, stack_name: str | None, use_local: bool, endpoint_url: str | None,
-        profile: str | None, region: str | None) -> None:  # fmt: skip
+def cli(ctx: click.Context, debug: bool) -> None:
     """Predictions for every record of every file dropped in S3.
+
+    The options naming the stack (--local, --stack-name, --endpoint-url, --profile, --region)
+    may also come after a command's name (`predictflow executions --local`); there they win.
 
     \b
     Exit status: 0 success (dead letters included), 1 an error, 2 a usage error,
-    3 an execution ended FAILED (local run, show),
-    4 an execution did not start or end in time (upload, replay, local run),
+    3 an execution ended FAILED (local run, show, wait, upload --wait),
+    4 an execution did not start or end in time (upload, replay, local run, wait),
     141 the reader of the output went away (| head)."""
     ctx.meta["predictflow.debug"] = debug
-    if use_local:
-        endpoint_url = endpoint_url or local_endpoint()
-        # The local stack lives in one region (its ARNs and Outputs say so); a region the
-        # environment names for AWS (AWS_REGION, a profile's) must not send --local elsewhere.
-        region = LOCAL_REGION
-    custom_endpoint = endpoint_url is not None
-    ctx.obj = Aws(
-        stack_name=stack_name or (LOCAL_STACK if custom_endpoint else DEFAULT_STACK),
-        endpoint_url=endpoint_url,
-        profile=profile,
-        region=region or (LOCAL_REGION if custom_endpoint else None),
-    )
+    # Commands that take no connection options of their own (`predict --remote`) use the
+    # group's; the others ask aws_of, which adds their own.
+    ctx.obj = aws_of(ctx)
 
 
 def _discard_stdout() -> None:
@@ -99,7 +89,20 @@ def _discard_stdout() -> None:
         pass
 
 
-for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq, console):
+for command in (
+    predict,
+    local,
+    model,
+    upload,
+    wait,
+    executions,
+    show,
+    results,
+    dead_letters,
+    replay,
+    dlq,
+    console,
+):
     cli.add_command(command)
 cli.add_command(send)
 

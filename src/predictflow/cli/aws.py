@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+from click.core import ParameterSource
 
 from predictflow.service.results import Results, StackNames
 
@@ -124,6 +126,97 @@ class Aws:
     @property
     def is_local(self) -> bool:
         return self.endpoint_url is not None
+
+
+CONNECTION = "predictflow.connection"
+"""Where the connection options given so far are kept, in the context tree's shared meta."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep an option's value for `aws_of`: the command line's always (a subcommand's parsed
+    last, so overriding the group's), the environment's only if nothing set it before (the
+    group reads the same environment; it must not override the group's --region)."""
+    assert param.name is not None  # every option here is named
+    given = ctx.meta.setdefault(CONNECTION, {})
+    source = ctx.get_parameter_source(param.name)
+    if value in (None, False):
+        return
+    if source is ParameterSource.COMMANDLINE or param.name not in given:
+        given[param.name] = value
+
+
+_DECLARATIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--stack-name",),
+        {"envvar": "PREDICTFLOW_STACK", "help": f"Deployed stack [default: {DEFAULT_STACK}]."},
+    ),
+    (
+        ("--local", "use_local"),
+        {"is_flag": True, "help": "Use the local stack `local up` serves (any --port; default 4566)."},
+    ),
+    (("--endpoint-url",), {"envvar": "AWS_ENDPOINT_URL", "help": "Any AWS-compatible endpoint."}),
+    (("--profile",), {"envvar": "AWS_PROFILE", "help": "AWS profile."}),
+    (("--region",), {"envvar": "AWS_REGION", "help": "AWS region."}),
+)
+
+
+def connection_options(command: F) -> F:
+    """The options that name a stack (--local, --stack-name, --endpoint-url, --profile,
+    --region), for the `predictflow` group and for each command that talks to a stack, so
+    that they may come before or after the command's name:
+
+        predictflow --local executions        predictflow executions --local
+
+    A command's own value overrides the group's. Put it under `@click.command()` (or
+    `@group.command()`), above `@click.pass_context`, and read the stack with `aws_of(ctx)`:
+
+        @click.command()
+        @connection_options
+        @click.pass_context
+        def logs(ctx: click.Context, execution: str) -> None:
+            aws = aws_of(ctx)
+
+    The options reach no function parameter; their values wait in the context until
+    `aws_of` builds the clients."""
+    for names, settings in reversed(_DECLARATIONS):
+        command = click.option(*names, expose_value=False, callback=_remember, **settings)(command)
+    return command
+
+
+def aws_of(ctx: click.Context) -> Aws:
+    """The stack the connection options name, wherever they were given (built once per
+    context; a command's own options make a new one)."""
+    given = dict(ctx.meta.get(CONNECTION, {}))
+    key = tuple(sorted(given.items()))
+    cached = ctx.meta.get(CONNECTION + ".aws")
+    if cached is not None and cached[0] == key:
+        return cast(Aws, cached[1])
+    aws = connect(**given)
+    ctx.meta[CONNECTION + ".aws"] = (key, aws)
+    return aws
+
+
+def connect(
+    stack_name: str | None = None,
+    use_local: bool | None = False,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+) -> Aws:
+    """The Aws the connection options mean."""
+    if use_local:
+        endpoint_url = endpoint_url or local_endpoint()
+        # The local stack lives in one region (its ARNs and Outputs say so); a region the
+        # environment names for AWS (AWS_REGION, a profile's) must not send --local elsewhere.
+        region = LOCAL_REGION
+    custom_endpoint = endpoint_url is not None
+    return Aws(
+        stack_name=stack_name or (LOCAL_STACK if custom_endpoint else DEFAULT_STACK),
+        endpoint_url=endpoint_url,
+        profile=profile,
+        region=region or (LOCAL_REGION if custom_endpoint else None),
+    )
 
 
 def _starting(endpoint_url: str | None) -> bool:

@@ -2,7 +2,7 @@
 
     predictflow model import MODEL.onnx --schema SCHEMA.json --out BUNDLE_DIR
     predictflow [--local | --stack-name S] model deploy BUNDLE_DIR
-    predictflow [--local | --stack-name S] model list [--output json]
+    predictflow [--local | --stack-name S] model list [--output table|json|text]
     predictflow [--local | --stack-name S] model activate VERSION-PREFIX
 
 The work is in `predictflow.service.models`; these commands parse and print.
@@ -10,7 +10,6 @@ The work is in `predictflow.service.models`; these commands parse and print.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from predictflow.cli.aws import Aws
+from predictflow.cli.aws import aws_of, connection_options
+from predictflow.cli.output import Column, Listing, listing_options
 from predictflow.cli.train import train
 
 if TYPE_CHECKING:
@@ -29,9 +29,7 @@ def store_of(ctx: click.Context) -> ModelStore:
     """The stack's model store, or a one-line reason there is none."""
     from predictflow.bundle.store import ModelStore
 
-    aws = ctx.find_object(Aws)
-    if aws is None:
-        ctx.fail("internal: no AWS context")
+    aws = aws_of(ctx)
     bucket = aws.names.model_bucket
     if not bucket:
         raise click.ClickException(
@@ -53,6 +51,7 @@ def refusals() -> Iterator[None]:
 
 
 @click.group()
+@connection_options
 def model() -> None:
     """Model bundles: import an ONNX model, deploy it, list versions, roll back or forward."""
 
@@ -99,6 +98,7 @@ def import_(
 @model.command()
 @click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--no-activate", is_flag=True, help="Upload only; switch later with `model activate`.")
+@connection_options
 @click.pass_context
 def deploy(ctx: click.Context, bundle_dir: Path, no_activate: bool) -> None:
     """Check BUNDLE_DIR, put it in the stack's model store and make it the active version.
@@ -121,40 +121,39 @@ def deploy(ctx: click.Context, bundle_dir: Path, no_activate: bool) -> None:
         click.echo(f"{uploaded}; it was already the active version")
 
 
+MODEL_COLUMNS = (
+    Column("", lambda r: "*" if r["active"] else ""),
+    Column("version", lambda r: r["version"], ident=True),
+    Column("name", lambda r: r["name"]),
+    Column("task", lambda r: r["task"]),
+    Column("main metric", lambda r: r["metric"] or "-"),
+    Column("created", lambda r: r["created"]),
+    Column(
+        "note", lambda r: "; ".join(part for part in ("active" if r["active"] else "", r["note"]) if part)
+    ),
+)
+
+
 @model.command("list")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@listing_options
+@connection_options
 @click.pass_context
-def list_(ctx: click.Context, output: str) -> None:
-    """The versions in the stack's model store, their main metric, and which one serves."""
+def list_(ctx: click.Context, listing: Listing) -> None:
+    """The versions in the stack's model store, their main metric, and which one serves: the
+    packaged default first, then the deployed ones oldest first."""
     from predictflow.service.models import list_models
 
     store = store_of(ctx)
-    rows = list_models(store)
-    if output == "json":
-        click.echo(json.dumps([row.to_dict() for row in rows], indent=2))
-        return
-    from rich.table import Table
-
-    from predictflow.cli.commands import console
-
-    table = Table(title=f"models in s3://{store.bucket}")
-    for column in ("", "version", "name", "task", "main metric", "created", "note"):
-        table.add_column(column, no_wrap=column != "note")
-    for row in rows:
-        table.add_row(
-            "[green]*[/]" if row.active else "",
-            row.version,
-            row.name,
-            row.task,
-            row.metric or "-",
-            row.created,
-            ("active" if row.active else "") + ("; " if row.active and row.note else "") + row.note,
-        )
-    console().print(table)
+    rows = [row.to_dict() | {"position": index} for index, row in enumerate(list_models(store))]
+    # Versions come in the order the store gives (new ones last): their place is the key.
+    page = listing.page(rows, lambda row: [row["position"]], "model-list")
+    models = [{k: v for k, v in row.items() if k != "position"} for row in page.items]
+    listing.emit("models", models, MODEL_COLUMNS, page.next_token, title=f"models in s3://{store.bucket}")
 
 
 @model.command()
 @click.argument("version")
+@connection_options
 @click.pass_context
 def activate(ctx: click.Context, version: str) -> None:
     """Make VERSION (or a unique prefix of it) the active version: roll back or forward.

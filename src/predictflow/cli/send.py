@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from predictflow.cli.aws import Aws
+from predictflow.cli.aws import aws_of, connection_options
 from predictflow.sources.sender import Sent, file_records, send_to_kinesis, send_to_sqs
 
 
@@ -27,11 +27,13 @@ from predictflow.sources.sender import Sent, file_records, send_to_kinesis, send
     show_default=True,
     help="Records in each message (a message is scored as one POST /predict).",
 )
-@click.pass_obj
-def send(aws: Aws, path: Path, target: str, records_per_message: int) -> None:  # fmt: skip
+@connection_options
+@click.pass_context
+def send(ctx: click.Context, path: Path, target: str, records_per_message: int) -> None:  # fmt: skip
     """Put the records of PATH (CSV or JSON Lines) on the stack's stream queue or Kinesis stream;
     their predictions appear under predictions/_streams/, their dead letters in
     `predictflow dead-letters`."""
+    aws = aws_of(ctx)
     stacks = aws.client("cloudformation").describe_stacks(StackName=aws.stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     output = "StreamQueueUrl" if target == "sqs" else "StreamName"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,58 @@ def execution_arn(state_machine_arn: str, name_or_arn: str) -> str:
     if name_or_arn.startswith("arn:"):
         return name_or_arn
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name_or_arn}"
+
+
+class UnknownExecution(LookupError):
+    """No execution of the state machine has the name (or a name starting with it) given."""
+
+
+class AmbiguousExecution(LookupError):
+    """More than one execution's name starts with the prefix given."""
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        self.candidates = candidates
+        shown = candidates[:CANDIDATES_SHOWN]
+        more = len(candidates) - len(shown)
+        super().__init__(
+            f"{prefix!r} names {len(candidates)} executions: {', '.join(shown)}"
+            + (f" and {more} more" if more > 0 else "")
+            + "; give more of the name"
+        )
+
+
+CANDIDATES_SHOWN = 10
+
+
+def resolve(sfn: Any, state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution `name` stands for: an ARN, a whole name, or a unique prefix
+    of a name (as git takes a commit's), among the state machine's executions.
+
+    A whole name costs one DescribeExecution; a prefix one ListExecutions per 1,000
+    executions. Raises UnknownExecution or AmbiguousExecution (which lists the candidates)."""
+    if name.startswith("arn:"):
+        return name
+    if not name:
+        raise UnknownExecution("an execution's name (or the start of one) is needed")
+    whole = execution_arn(state_machine_arn, name)
+    try:
+        sfn.describe_execution(executionArn=whole)
+        return whole
+    except sfn.exceptions.ExecutionDoesNotExist:
+        pass  # not a whole name: look for the executions it is the start of
+    candidates: list[str] = []
+    pages = sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=state_machine_arn, PaginationConfig={"PageSize": 1000}
+    )
+    for listed in pages:
+        candidates.extend(str(e["name"]) for e in listed["executions"] if str(e["name"]).startswith(name))
+    if not candidates:
+        raise UnknownExecution(
+            f"no execution of {state_machine_arn.rsplit(':', 1)[-1]} is named {name!r} or starts with it"
+        )
+    if len(candidates) > 1:
+        raise AmbiguousExecution(name, sorted(candidates))
+    return execution_arn(state_machine_arn, candidates[0])
 
 
 def console_url(region: str, arn: str) -> str:
@@ -182,6 +235,36 @@ def list_page(
     if prefix:
         executions = [e for e in executions if e.source_key.startswith(prefix)]
     return ExecutionPage(executions, next_token, len(listed))
+
+
+ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+POLL_SECONDS = 0.5
+
+
+def wait(
+    sfn: Any,
+    results: Results | None,
+    arns: list[str],
+    timeout: float,
+    *,
+    ended: Callable[[Execution], None] = lambda _: None,
+    poll: float = POLL_SECONDS,
+) -> list[Execution]:
+    """Each execution of `arns` once it ended, or as it was at `timeout` (status RUNNING),
+    in the order given; `ended` is told of each as it ends. Polls DescribeExecution (Step
+    Functions has no call that waits)."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Execution] = {}
+    running = list(arns)
+    while True:
+        for arn in list(running):
+            last[arn] = describe(sfn, results, arn)
+            if last[arn].status in ENDED:
+                running.remove(arn)
+                ended(last[arn])
+        if not running or time.monotonic() >= deadline:
+            return [last[arn] for arn in arns]
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
 def history(sfn: Any, arn: str) -> list[dict[str, Any]]:

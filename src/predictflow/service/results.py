@@ -168,6 +168,31 @@ class Results:
                     queue.append(str(item["replayed_as"]))
         return list(items.values())
 
+    def has_chain(self, source_key: str) -> bool:
+        """Whether any dead letter's chain of replays started at `source_key` (one Query)."""
+        found = self._dynamodb.query(
+            TableName=self.names.dead_letter_table,
+            IndexName=BY_ORIGIN_KEY,
+            KeyConditionExpression="#key = :value",
+            ExpressionAttributeNames={"#key": "origin_key"},
+            ExpressionAttributeValues={":value": {"S": source_key}},
+            Limit=1,
+        )
+        return bool(found.get("Items"))
+
+    def error_types(self) -> set[str]:
+        """The error types of the entries in the table (a Scan of that attribute only)."""
+        pages = self._dynamodb.get_paginator("scan").paginate(
+            TableName=self.names.dead_letter_table,
+            ProjectionExpression="error_type",
+        )
+        return {
+            str(item["error_type"]["S"])
+            for page in pages
+            for item in page.get("Items", [])
+            if "error_type" in item
+        }
+
     def header(self, partition: str) -> str | None:
         """The raw header row of the source whose dead letters are in `partition`, if kept."""
         item = self._dynamodb.get_item(
