@@ -91,19 +91,10 @@ def _logistic(value: Floats32) -> Floats32:
 
 
 def _load(library: bytes) -> ctypes.CDLL:
-    """dlopen the bytes already checked against the bundle's sha256, from a file only this
-    process can see (an anonymous memory file where Linux has one), so nothing on disk can be
-    swapped in between the check and the load."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("predictflow-forest")
-        try:
-            with os.fdopen(fd, "wb", closefd=False) as file:
-                file.write(library)
-            return ctypes.CDLL(f"/proc/self/fd/{fd}")
-        except OSError as error:
-            raise ForestLoadError(f"the library does not load here: {error}") from error
-        finally:
-            os.close(fd)
+    """dlopen the bytes already checked against the bundle's sha256, from a file in a folder only
+    this process's user can write, under a name never used before: the dynamic loader returns an
+    already-loaded library for a path it has seen (so /proc/self/fd/N of a reused descriptor
+    would give back an earlier bundle's forest). The file is removed once loaded."""
     with tempfile.TemporaryDirectory(prefix="predictflow-forest-") as folder:
         path = os.path.join(folder, "forest.so")
         with open(path, "wb") as file:

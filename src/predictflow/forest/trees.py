@@ -238,15 +238,32 @@ def _trees(attrs: dict[str, Any], prefix: str, columns: int, width: int) -> tupl
 
 
 def _check_acyclic(tree: Tree, tree_id: int) -> None:
-    seen: set[int] = set()
+    """Every branch leads to a node of the tree, and no path comes back to where it was.
+    Branches may share a node (categorical splits are exported as chains of BRANCH_EQ tests
+    that end in the same subtree), so this is a graph's cycle test, not a tree's."""
+    edges: dict[int, tuple[int, ...]] = {}
     stack = [0]
     while stack:
         node_id = stack.pop()
-        if node_id in seen:
-            raise Unsupported(f"tree {tree_id} reaches node {node_id} twice")
-        seen.add(node_id)
+        if node_id in edges:
+            continue
         node = tree.nodes.get(node_id)
         if node is None:
             raise Unsupported(f"tree {tree_id} refers to a missing node {node_id}")
-        if isinstance(node, Node):
-            stack.extend((node.true, node.false))
+        edges[node_id] = (node.true, node.false) if isinstance(node, Node) else ()
+        stack.extend(edges[node_id])
+    incoming = dict.fromkeys(edges, 0)
+    for targets in edges.values():
+        for target in targets:
+            incoming[target] += 1
+    ready = [node_id for node_id, count in incoming.items() if count == 0]
+    done = 0
+    while ready:
+        node_id = ready.pop()
+        done += 1
+        for target in edges[node_id]:
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                ready.append(target)
+    if done != len(edges):
+        raise Unsupported(f"tree {tree_id} has a cycle")
