@@ -99,7 +99,8 @@ def assert_same(got: np.ndarray, expected: np.ndarray) -> None:
 # --------------------------------------------------------------------------- the Adult bundle
 def test_the_adult_bundle_is_scored_by_its_compiled_forest_exactly_as_onnx_runtime_scores_it() -> None:
     batch = parse_chunk(ADULT_DATA.read_bytes(), SCHEMA)
-    assert len(batch.features) == 32_561 and not batch.rejections
+    assert len(batch.features) == 32_561
+    assert not batch.rejections
     predictor = EmbeddedPredictor(ADULT)
     assert predictor.backend == "compiled-forest"
     assert ADULT.model_bytes is not None
@@ -168,7 +169,7 @@ BUILT: dict[str, bytes] = {}
 def _model(name: str) -> tuple[bytes, str]:
     make, output = MODELS[name]
     if name not in BUILT:
-        BUILT[name] = make()
+        BUILT[name] = make()  # type: ignore[no-untyped-call]
     return BUILT[name], output
 
 
@@ -192,7 +193,7 @@ def test_edge_values_score_as_in_onnx_runtime_for_every_supported_kind(name: str
 
 
 def test_a_binary_forest_with_all_positive_votes_is_left_to_onnx_runtime_with_the_reason() -> None:
-    with pytest.raises(Unsupported, match="one-score binary|class ids"):
+    with pytest.raises(Unsupported, match=r"one-score binary|class ids"):
         read_ensemble(_sklearn_forest(2), "features", "probabilities")
 
 
@@ -279,7 +280,8 @@ HARNESS = r"""
 int main(int argc, char **argv) {
   void *lib = dlopen(argv[1], RTLD_NOW);
   if (!lib) { fprintf(stderr, "%s\n", dlerror()); return 2; }
-  void (*predict)(const float *, int64_t, float *) = (void (*)(const float *, int64_t, float *))dlsym(lib, "%s");
+  typedef void (*predict_fn)(const float *, int64_t, float *);
+  predict_fn predict = (predict_fn)dlsym(lib, "%s");
   int64_t n = atoll(argv[2]), width = atoll(argv[3]);
   float *rows = malloc(sizeof(float) * n * width), *out = malloc(sizeof(float) * n);
   if (fread(rows, sizeof(float), n * width, stdin) != (size_t)(n * width)) return 3;
@@ -293,10 +295,12 @@ int main(int argc, char **argv) {
 def test_the_arm64_library_lambda_loads_gives_onnx_runtimes_scores_under_qemu(tmp_path: Path) -> None:
     library = Path(ADULT.location) / "forest" / "linux-aarch64.so"
     described = subprocess.run(["file", "-b", str(library)], capture_output=True, text=True, check=True)
-    assert "ARM aarch64" in described.stdout and "shared object" in described.stdout
+    assert "ARM aarch64" in described.stdout
+    assert "shared object" in described.stdout
     gcc = compilers("aarch64")
     qemu = shutil.which("qemu-aarch64")
-    assert gcc and qemu, "apt-get install gcc-aarch64-linux-gnu qemu-user"
+    assert gcc, "apt-get install gcc-aarch64-linux-gnu"
+    assert qemu, "apt-get install qemu-user"
     (tmp_path / "harness.c").write_text(HARNESS)
     subprocess.run([gcc[0], "-O1", "-o", str(tmp_path / "harness"), str(tmp_path / "harness.c")], check=True)
     batch = parse_chunk(ADULT_DATA.read_bytes(), SCHEMA)

@@ -160,11 +160,11 @@ def random_rows(spec: BundleSpec, count: int, seed: int = 20_240_601) -> npt.NDA
             column = rng.integers(0, 2, count).astype(np.float32)
         else:
             low, high = field.range if field.range is not None else (-1e6, 1e6)
-            column = rng.uniform(low, high, count)
-            column = np.floor(column) if field.type == "integer" else column
-            column[rng.random(count) < 0.05] = low
-            column[rng.random(count) < 0.05] = high
-            column = column.astype(np.float32)
+            drawn = rng.uniform(low, high, count)
+            drawn = np.floor(drawn) if field.type == "integer" else drawn
+            drawn[rng.random(count) < 0.05] = low
+            drawn[rng.random(count) < 0.05] = high
+            column = drawn.astype(np.float32)
         if field.missing:
             column[rng.random(count) < 0.1] = np.nan
         columns.append(column)

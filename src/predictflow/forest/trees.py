@@ -197,8 +197,8 @@ def _trees(attrs: dict[str, Any], prefix: str, columns: int, width: int) -> tupl
     count = len(tree_ids)
     modes = [_text(m) for m in attrs["nodes_modes"]]
     missing = list(attrs.get("nodes_missing_value_tracks_true", [0] * count))
-    columns_of = ("nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_truenodeids")
-    columns_of += ("nodes_falsenodeids",)
+    columns_of: tuple[str, ...] = ("nodes_nodeids", "nodes_featureids", "nodes_values")
+    columns_of += ("nodes_truenodeids", "nodes_falsenodeids")
     if any(len(attrs.get(key, [])) != count for key in columns_of) or len(missing) != count:
         raise Unsupported("the nodes_* attributes are not of one length")
     weights: dict[tuple[int, int], list[tuple[int, float]]] = {}
