@@ -2,7 +2,10 @@
 
     python benchmarks/predictor_speed.py [--model BUNDLE_DIR --data FILE] [--json]
 
-- throughput: raw record lines -> parse + validate + encode + ONNX Runtime, batches of 10,000
+- throughput: raw record lines -> parse + validate + encode + predict, batches of 10,000, for
+  the backend the bundle gets (`compiled-forest` where it carries a library for this machine)
+  and for ONNX Runtime, measured in turns in the same process
+- inference: 1M pre-encoded rows (the sample repeated), compiled forest against ONNX Runtime, in turns
 - single record: p50 / p99 of `predict_rows(predictor, [row])` (validation included)
 - cold start: a fresh interpreter importing the predict handler module and making the
   predictor of the bundle it serves (the packaged default)
@@ -19,6 +22,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -61,6 +65,24 @@ def throughput(predictor: EmbeddedPredictor, lines: list[bytes], rounds: int = 2
         assert len(batch) == BATCH, batch.rejections[:3]
     median = statistics.median(timings)
     return {"batch_ms_median": median * 1000, "records_per_second": BATCH / median}
+
+
+def inference(
+    predictors: dict[str, EmbeddedPredictor], lines: list[bytes], turns: int = 3
+) -> dict[str, float]:
+    """Seconds per 1M pre-encoded rows, median of `turns`, each backend in turn."""
+    import numpy as np
+
+    some = next(iter(predictors.values()))
+    features = parse_chunk(b"\n".join(lines), some.bundle.schema).features
+    rows = np.ascontiguousarray(np.resize(features, (1_000_000, features.shape[1])), dtype=np.float32)
+    timings: dict[str, list[float]] = {name: [] for name in predictors}
+    for _ in range(turns):
+        for name, predictor in predictors.items():
+            started = time.perf_counter()
+            predictor.scores(rows, validated=True)
+            timings[name].append(time.perf_counter() - started)
+    return {f"{name}_s_per_1m": statistics.median(times) for name, times in timings.items()}
 
 
 def single_record(predictor: EmbeddedPredictor, lines: list[bytes], calls: int = 2000) -> dict[str, float]:
@@ -118,24 +140,38 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     bundle: Bundle = load_bundle(args.model) if args.model else default_bundle()
     predictor = EmbeddedPredictor(bundle)
+    predictors = {predictor.backend: predictor}
+    if predictor.backend != "onnxruntime":
+        predictors["onnxruntime"] = EmbeddedPredictor(bundle, compiled=False)
     lines = (
         sample_lines(args.data, header=True)
         if args.model
         else sample_lines(ROOT / "model" / "data" / "adult.data", False)
     )
-    results = {
-        "throughput": throughput(predictor, lines),
+    turns = {name: throughput(p, lines) for name, p in predictors.items()}  # warm both first
+    turns = {name: throughput(p, lines) for name, p in predictors.items()}
+    results: dict[str, Any] = {
+        "backend": {"used": predictor.backend, "note": predictor.backend_note},
+        "throughput": turns[predictor.backend],
+        "throughput_by_backend": turns,
+        "inference": inference(predictors, lines),
         "single_record": single_record(predictor, lines[1:] if args.model else lines),
         "cold_start": cold_start(),
     }
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    t, s, c = results["throughput"], results["single_record"], results["cold_start"]
+    s, c = results["single_record"], results["cold_start"]
     print(
-        f"throughput, batches of {BATCH:,} (parse+encode+predict, 1 core): "
-        f"{t['records_per_second']:,.0f} records/s ({t['batch_ms_median']:.1f} ms per batch)"
+        f"backend: {predictor.backend}" + (f" ({predictor.backend_note})" if predictor.backend_note else "")
     )
+    for name, t in turns.items():
+        print(
+            f"throughput, batches of {BATCH:,} (parse+encode+predict, 1 core), {name}: "
+            f"{t['records_per_second']:,.0f} records/s ({t['batch_ms_median']:.1f} ms per batch)"
+        )
+    for key, seconds in results["inference"].items():
+        print(f"inference, 1M pre-encoded rows, {key.removesuffix('_s_per_1m')}: {seconds:.3f} s")
     print(f"single record: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms")
     print(
         f"predict handler import + model load, fresh process: median {c['import_and_load_s_median']:.3f} s, "

@@ -13,6 +13,10 @@ cross-validated quality, trains on the whole split and writes the bundle:
                                                        CV metrics, library versions
     src/predictflow/bundles/adult-income/report/       the evaluation report on the out-of-fold
                                                        predictions (the trainer's report module)
+    src/predictflow/bundles/adult-income/forest/       the model compiled to C (forest.c) and a
+                                                       library per machine kind with a compiler
+                                                       here (apt-get install gcc-aarch64-linux-gnu
+                                                       for the Lambda's arm64), checked against ORT
 
 Training is single-threaded and seeded, so the same data gives the same bytes.
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,8 +61,10 @@ from sklearn.model_selection import StratifiedKFold
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from predictflow.bundle import BUNDLE_FILE, DEFAULT_BUNDLE_DIR, MODEL_FILE, CompiledSchema  # noqa: E402
+from predictflow.bundle import BUNDLE_FILE, DEFAULT_BUNDLE_DIR, MODEL_FILE, CompiledSchema, load_bundle  # noqa: E402
+from predictflow.bundle.check import check_bundle  # noqa: E402
 from predictflow.bundle.format import ModelSpec, RecordSchema  # noqa: E402
+from predictflow.forest.build import FOLDER, attach_forest  # noqa: E402
 from predictflow.records import parse_chunk  # noqa: E402
 from predictflow.training.export import INPUT_NAME, ONNX_OPSET, onnx_bytes  # noqa: E402
 from predictflow.training.report import write_report  # noqa: E402
@@ -191,7 +198,12 @@ def main() -> None:
     version = bundle.model_version
     DEFAULT_BUNDLE_DIR.mkdir(parents=True, exist_ok=True)
     (DEFAULT_BUNDLE_DIR / MODEL_FILE).write_bytes(model_bytes)
+    shutil.rmtree(DEFAULT_BUNDLE_DIR / FOLDER, ignore_errors=True)
+    bundle, notes = attach_forest(DEFAULT_BUNDLE_DIR, bundle, model_bytes)
+    for note in notes:
+        print(note)
     (DEFAULT_BUNDLE_DIR / BUNDLE_FILE).write_text(bundle.to_json())
+    check_bundle(load_bundle(DEFAULT_BUNDLE_DIR))
     write_report(
         DEFAULT_BUNDLE_DIR / "report",
         title=f"{version}: evaluation",

@@ -115,7 +115,11 @@ def test_a_lightgbm_model_with_its_own_labels_becomes_a_bundle_that_scores_censu
     result = import_cli(adult_model, write(tmp_path / "schema.json", adult_schema()), out)
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
-    assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "forest", "model.onnx"]
+    # An imported LightGBM model is compiled too, and served by its compiled forest here.
+    assert bundle.spec.forest is not None
+    assert bundle.spec.forest.libraries.keys() == {"linux-x86_64", "linux-aarch64"}
+    assert EmbeddedPredictor(bundle).backend == "compiled-forest"
     assert bundle.model_version.startswith("income-band-")
     assert bundle.model_version in result.output
     assert (bundle.spec.model.input, bundle.spec.model.output) == ("features", "probabilities")

@@ -12,7 +12,10 @@ exporter meant to write):
 - a smoke prediction on a few synthetic records (every field missing where the schema allows it,
   typical values, the edges of each range) gives finite numbers, and for a classifier
   probabilities in [0, 1] summing to 1 per row; where the graph also answers with string labels,
-  they must be the bundle's labels, in the bundle's score order.
+  they must be the bundle's labels, in the bundle's score order;
+- where the bundle carries a compiled forest for this machine, it must load and give ONNX
+  Runtime's scores (within FOREST_TOLERANCE) on the smoke records and on a few hundred seeded
+  random ones (missing values, range ends, every category and one past the last).
 
 A failure raises `SchemaMismatch` naming what does not fit. Bundles that name an endpoint
 (SageMaker, Amazon ML) have no graph to inspect: their description was checked when loaded.
@@ -35,6 +38,8 @@ from predictflow.bundle.sources import Bundle
 
 FLOAT_TENSORS: Final = ("tensor(float)", "tensor(double)")
 PROBABILITY_TOLERANCE: Final = 1e-3
+FOREST_TOLERANCE: Final = 1e-6
+FOREST_ROWS: Final = 512
 ZIPMAP_ADVICE: Final = (
     "export it without a ZipMap: skl2onnx `to_onnx(model, X, options={'zipmap': False})` or "
     "`convert_sklearn(..., options={id(model): {'zipmap': False}})`, onnxmltools `zipmap=False`"
@@ -115,6 +120,55 @@ def check_bundle(bundle: Bundle) -> None:
     graph = open_graph(bundle.model_bytes, f"{spec.model.path} of bundle {spec.name}")
     check_graph(graph, spec)
     smoke_test(graph, spec)
+    check_forest(graph, bundle)
+
+
+def check_forest(graph: Graph, bundle: Bundle) -> None:
+    """The compiled forest, where this machine has one, answers as ONNX Runtime does."""
+    from predictflow.forest.runtime import CompiledForest, ForestLoadError, platform_key
+
+    spec = bundle.spec
+    if spec.forest is None or platform_key() not in spec.forest.libraries:
+        return
+    if bundle.forest_library is None:
+        raise SchemaMismatch(f"its compiled forest cannot be used: {bundle.forest_note}")
+    try:
+        forest = CompiledForest(bundle.forest_library, spec.model.sha256)
+    except ForestLoadError as error:
+        raise SchemaMismatch(f"its compiled forest does not load: {error}") from error
+    rows = np.concatenate([synthetic_rows(spec), random_rows(spec, FOREST_ROWS)])
+    (expected,) = graph.session.run([spec.model.output], {spec.model.input: rows})
+    expected = np.asarray(expected, dtype=np.float64).reshape(len(rows), -1)
+    got = forest.predict(rows)
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=FOREST_TOLERANCE):
+        worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else math.inf
+        raise SchemaMismatch(
+            f"its compiled forest differs from ONNX Runtime by {worst:.3g} on {len(rows)} check records: "
+            "rebuild the bundle (its forest/ folder) or remove the forest section to serve it by ONNX Runtime"
+        )
+
+
+def random_rows(spec: BundleSpec, count: int, seed: int = 20_240_601) -> npt.NDArray[np.float32]:
+    """Seeded records over each field's domain: categories (and one code past the last), values
+    across and at the ends of ranges, and missing values where the schema has a marker."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for field in spec.features:
+        if field.type == "category":
+            column = rng.integers(0, len(field.categories) + 1, count).astype(np.float32)
+        elif field.type == "binary":
+            column = rng.integers(0, 2, count).astype(np.float32)
+        else:
+            low, high = field.range if field.range is not None else (-1e6, 1e6)
+            drawn = rng.uniform(low, high, count)
+            drawn = np.floor(drawn) if field.type == "integer" else drawn
+            drawn[rng.random(count) < 0.05] = low
+            drawn[rng.random(count) < 0.05] = high
+            column = drawn.astype(np.float32)
+        if field.missing:
+            column[rng.random(count) < 0.1] = np.nan
+        columns.append(column)
+    return np.stack(columns, axis=1).astype(np.float32)
 
 
 def check_graph(graph: Graph, spec: BundleSpec) -> None:

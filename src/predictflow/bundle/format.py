@@ -19,6 +19,9 @@ holds a field name, a label or a vocabulary of a particular data set.
                  "positive": ">50K", "threshold": 0.5, "aliases": {">50K.": ">50K", ...}},
       "model": {"kind": "onnx", "path": "model.onnx", "sha256": "...", "size_bytes": 171234,
                 "input": "features", "output": "probabilities", "opset": 15},
+      "forest": {"source": {"path": "forest/forest.c", "sha256": "..."},   # optional, see below
+                 "libraries": {"linux-x86_64": {"path": "forest/linux-x86_64.so", "sha256": "..."},
+                               "linux-aarch64": {"path": "forest/linux-aarch64.so", "sha256": "..."}}},
       "training": {"data": {...digest...}, "metrics": {...}, ...},   # provenance, display only
       "metadata": {...}                                                # free-form, display only
     }
@@ -29,6 +32,12 @@ Field types: `integer` (whole numbers), `number` (decimals), `category` (one of 
 numbers as themselves, a category as its index in `categories`, a binary value as 0 or 1, and
 a missing marker as NaN, which tree models send down their learned missing-value branch.
 
+`forest` is the model compiled to native code (predictflow.forest), one library per machine
+kind, each with its sha256: a tree-ensemble bundle scores through it where there is a library for
+the machine, and through ONNX Runtime everywhere else. It is derived from model.onnx (and checked
+against it when written and deployed), so it is not part of the content version: recompiling with
+another compiler does not make another model.
+
 Reading is tolerant (unknown keys are kept and written back, as MLflow's MLmodel does) and
 versioned (a newer `format_version` is refused; an older one is upgraded in `upgrade`).
 """
@@ -38,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, cast
@@ -210,6 +220,52 @@ class ModelSpec:
         )
 
 
+FOREST_PATH: Final = re.compile(r"forest/[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    path: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FileRef:
+        return cls(str(data["path"]), str(data["sha256"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ForestSpec:
+    """The compiled forest's files: its C source and a library per machine kind (linux-x86_64)."""
+
+    source: FileRef
+    libraries: Mapping[str, FileRef] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.to_dict(),
+            "libraries": {key: ref.to_dict() for key, ref in sorted(self.libraries.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ForestSpec:
+        return cls(
+            FileRef.from_dict(data["source"]),
+            {str(key): FileRef.from_dict(ref) for key, ref in data.get("libraries", {}).items()},
+        )
+
+    def problems(self) -> list[str]:
+        refs = [self.source, *self.libraries.values()]
+        # Paths are read from the bundle's folder or S3 prefix: keep them inside forest/.
+        return [
+            f"forest file {ref.path!r} must be forest/<name> with a sha256"
+            for ref in refs
+            if not FOREST_PATH.fullmatch(ref.path) or not re.fullmatch(r"[0-9a-f]{64}", ref.sha256)
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class BundleSpec:
     """The whole of `bundle.json`."""
@@ -221,6 +277,8 @@ class BundleSpec:
     model: ModelSpec
     training: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    forest: ForestSpec | None = None
+    """The model compiled to native code, when it is a tree ensemble (not in the content version)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Keys this version of predictflow does not know; kept so that a rewrite loses nothing."""
 
@@ -242,6 +300,8 @@ class BundleSpec:
             "target": self.target.to_dict(),
             "model": self.model.to_dict(),
         }
+        if self.forest is not None:
+            out["forest"] = self.forest.to_dict()
         if self.training:
             out["training"] = dict(self.training)
         if self.metadata:
@@ -258,7 +318,7 @@ class BundleSpec:
             raise BundleError(f"not a predictflow bundle file: its 'format' is not {FORMAT!r}")
         data = upgrade(data)
         known = {"format", "format_version", "name", "model_version", "fields", "target", "model"}
-        known |= {"training", "metadata"}
+        known |= {"training", "metadata", "forest"}
         try:
             spec = cls(
                 name=str(data["name"]),
@@ -268,6 +328,7 @@ class BundleSpec:
                 model=ModelSpec.from_dict(data["model"]),
                 training=dict(data.get("training", {})),
                 metadata=dict(data.get("metadata", {})),
+                forest=ForestSpec.from_dict(data["forest"]) if data.get("forest") is not None else None,
                 extra={key: value for key, value in data.items() if key not in known},
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -312,6 +373,10 @@ class BundleSpec:
             problems.append("model.sha256 is missing")
         elif self.model.kind != "onnx" and not self.model.endpoint:
             problems.append(f"a {self.model.kind} model needs model.endpoint")
+        if self.forest is not None:
+            if self.model.kind != "onnx":
+                problems.append("only an ONNX model can have a compiled forest")
+            problems.extend(self.forest.problems())
         return problems
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final
 from predictflow.bundle.exceptions import BundleError
 from predictflow.bundle.format import BUNDLE_FILE, BundleSpec
 from predictflow.bundle.schema import CompiledSchema
+from predictflow.forest.runtime import platform_key
 
 DEFAULT_BUNDLE_DIR: Final = Path(__file__).resolve().parent.parent / "bundles" / "adult-income"
 """The bundle the pipeline serves when none has been deployed: the UCI Adult income model."""
@@ -28,6 +29,10 @@ class Bundle:
     model_bytes: bytes | None = field(repr=False)
     """The ONNX model; None when the bundle names an endpoint instead."""
     location: str = ""
+    forest_library: bytes | None = field(default=None, repr=False)
+    """The compiled forest for this machine, its sha256 checked; None: ONNX Runtime scores it."""
+    forest_note: str = ""
+    """Why there is no `forest_library`, in words for the log."""
 
     @property
     def model_version(self) -> str:
@@ -66,7 +71,25 @@ class BundleSource(ABC):
                     f"{self.location}: {spec.model.path} does not match the bundle file's sha256 "
                     f"(the file changed after the bundle was written): rebuild or re-import the bundle"
                 )
-        return Bundle(spec, model_bytes, self.location)
+        library, note = self._forest(spec) if model_bytes is not None else (None, "")
+        return Bundle(spec, model_bytes, self.location, library, note)
+
+    def _forest(self, spec: BundleSpec) -> tuple[bytes | None, str]:
+        """This machine's compiled forest, or why ONNX Runtime serves the bundle instead. A
+        library that is absent or altered is not an error: the bundle is still whole without it."""
+        if spec.forest is None:
+            return None, "the bundle has no compiled forest"
+        key = platform_key()
+        ref = spec.forest.libraries.get(key)
+        if ref is None:
+            return None, f"the bundle has no compiled forest for {key}"
+        try:
+            library = self._read(ref.path)
+        except FileNotFoundError:
+            return None, f"{ref.path} is missing from {self.location}"
+        if hashlib.sha256(library).hexdigest() != ref.sha256:
+            return None, f"{ref.path} does not match its sha256 in the bundle file"
+        return library, ""
 
 
 class DirectorySource(BundleSource):

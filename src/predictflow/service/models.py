@@ -13,6 +13,7 @@ Every refusal is a `ModelError` (or a `BundleError`) whose message is the one li
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -27,10 +28,12 @@ from predictflow.bundle.exceptions import SchemaMismatch
 from predictflow.bundle.format import BundleSpec, ModelSpec, RecordSchema
 from predictflow.bundle.schema_files import read_schema_file
 from predictflow.bundle.store import ModelStore
+from predictflow.forest.build import attach_forest
 
 PACKAGED_NOTE: Final = "packaged default, serving while nothing is deployed"
 MAIN_METRICS: Final = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 LABEL_TYPES: Final = ("tensor(int64)", "tensor(string)", "tensor(int32)")
+logger = logging.getLogger(__name__)
 
 
 class ModelError(BundleError):
@@ -99,16 +102,19 @@ def import_model(
         raise BundleError("the bundle would not be valid: " + "; ".join(problems))
     check_graph(graph, spec)
     smoke_test(graph, spec)
-    write_bundle(out, spec, model_bytes)
-    return spec
+    return write_bundle(out, spec, model_bytes)
 
 
-def write_bundle(out: Path, spec: BundleSpec, model_bytes: bytes) -> None:
-    """bundle.json + model.onnx at `out`, whole or not at all."""
+def write_bundle(out: Path, spec: BundleSpec, model_bytes: bytes) -> BundleSpec:
+    """bundle.json + model.onnx (+ forest/, a tree ensemble compiled for each machine kind with a
+    compiler here) at `out`, whole or not at all. Returns the spec as written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / spec.model.path).write_bytes(model_bytes)
+        spec, notes = attach_forest(staging, spec, model_bytes)
+        for note in notes:
+            logger.info("%s: %s", spec.name, note)
         (staging / BUNDLE_FILE).write_text(spec.to_json())
         check_bundle(load_bundle(staging))
         if out.is_dir():
@@ -117,6 +123,7 @@ def write_bundle(out: Path, spec: BundleSpec, model_bytes: bytes) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return spec
 
 
 # --------------------------------------------------------------------------- deploy

@@ -29,6 +29,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from predictflow.bundle.check import check_bundle
 from predictflow.bundle.format import (
     BUNDLE_FILE,
     MODEL_FILE,
@@ -39,7 +40,9 @@ from predictflow.bundle.format import (
 )
 from predictflow.bundle.schema import CompiledSchema
 from predictflow.bundle.schema_files import read_schema_source
+from predictflow.bundle.sources import load_bundle
 from predictflow.errors import MissingColumns
+from predictflow.forest.build import attach_forest
 from predictflow.training import fit
 from predictflow.training.errors import TrainingError
 from predictflow.training.export import INPUT_NAME, ONNX_OPSET, onnx_bytes
@@ -172,7 +175,11 @@ def train_bundle(
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (scratch / MODEL_FILE).write_bytes(model_bytes)
+        spec, forest_notes = attach_forest(scratch, spec, model_bytes)
+        for note in forest_notes:
+            tell("note", note)
         (scratch / BUNDLE_FILE).write_text(spec.to_json(), encoding="utf-8")
+        check_bundle(load_bundle(scratch))
         check_serving(scratch, data, booster, x, lines, task)
         if options.report:
             tell("stage", "report")
