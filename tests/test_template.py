@@ -208,6 +208,8 @@ def test_each_function_reads_only_what_it_reads_and_writes_only_what_it_writes(
         for action in ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
     )
     assert can(fetch, "dynamodb:PutItem", "LedgerTable")
+    # A refused claim carries its holder, so Fetch reads nothing from the ledger.
+    assert not can(fetch, "dynamodb:GetItem", "LedgerTable")
     assert can(route, "dynamodb:UpdateItem", "LedgerTable")
     assert not can(route, "dynamodb:PutItem", "LedgerTable")
     assert not any(action.startswith("dynamodb:") for action, _ in validate | predict)
