@@ -48,6 +48,15 @@ class TemplateError(RuntimeError):
     """template.yaml uses something the local stack cannot reproduce."""
 
 
+class RuleFailed(TemplateError):
+    """A template rule refused the parameters, as CloudFormation refuses them before a deploy."""
+
+    def __init__(self, rule: str, description: str) -> None:
+        super().__init__(f"template rule {rule} failed: {description}")
+        self.rule = rule
+        self.description = description
+
+
 class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML with CloudFormation's short-form tags (`!Ref X`, `!GetAtt A.B`, ...)."""
 
@@ -175,6 +184,23 @@ class Resolver:
     def evaluate_conditions(self, definitions: Mapping[str, Any]) -> None:
         for name, expression in definitions.items():
             self.conditions[name] = bool(self.resolve(expression))
+
+    def check_rules(self, rules: Mapping[str, Any]) -> None:
+        """Refuse the parameters as CloudFormation would: for each rule whose RuleCondition
+        holds (or that has none), every Assert must hold; the first that does not raises with
+        its AssertDescription."""
+        for name, rule in rules.items():
+            if "RuleCondition" in rule and not self._truth(rule["RuleCondition"], name):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self._truth(assertion["Assert"], name):
+                    raise RuleFailed(name, str(assertion.get("AssertDescription", "an assertion failed")))
+
+    def _truth(self, expression: Any, rule: str) -> bool:
+        value = self.resolve(expression)
+        if not isinstance(value, bool):
+            raise TemplateError(f"template rule {rule}: {expression!r} is not a condition")
+        return value
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
