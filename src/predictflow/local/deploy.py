@@ -17,10 +17,19 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from predictflow.local.api_bridge import LocalApi, LocalApis
-from predictflow.local.moto_bridge import LambdaInvoker, LocalFunction, environment, load_handler
-from predictflow.local.stream_bridge import StreamMapping
-from predictflow.local.template import Resolver, TemplateError, references, transform
+from predictflow.local.template import Resolver, TemplateError, references, require_local_extra, transform
+
+# Before the bridge imports moto: every local command deploys through here.
+require_local_extra()
+
+from predictflow.local.api_bridge import LocalApi, LocalApis  # noqa: E402 - after the check above
+from predictflow.local.moto_bridge import (  # noqa: E402 - after the check above
+    LambdaInvoker,
+    LocalFunction,
+    environment,
+    load_handler,
+)
+from predictflow.local.stream_bridge import StreamMapping  # noqa: E402 - after the check above
 
 ACCOUNT_ID = "123456789012"
 

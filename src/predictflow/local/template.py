@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -46,6 +47,28 @@ _SHORT_FORMS: Final = (
 
 class TemplateError(RuntimeError):
     """template.yaml uses something the local stack cannot reproduce."""
+
+
+class LocalExtraMissing(ModuleNotFoundError):
+    """The local stack's packages (the `local` extra) are not installed."""
+
+
+def require_local_extra() -> None:
+    """Say what to install when the local stack's packages are missing, instead of a bare
+    "No module named 'moto'". The translator is only looked up: importing it is slow, and a
+    cached transform does not need it."""
+    missing = []
+    try:
+        import moto  # noqa: F401 - the import is the check
+    except ModuleNotFoundError:
+        missing.append("moto")
+    if importlib.util.find_spec("samtranslator") is None:
+        missing.append("aws-sam-translator")
+    if missing:
+        raise LocalExtraMissing(
+            f"the local stack needs the `local` extra ({', '.join(missing)} not installed): "
+            "pip install 'predictflow[local]', or `make` in a clone"
+        )
 
 
 class RuleFailed(TemplateError):
