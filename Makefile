@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck checkov pytest model bench bench-quality reliability clean
+.PHONY: demo test lint typecheck checkov pytest model bench bench-quality reliability clean \
+	build validate deploy delete sam-build-check
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,local]"
 	touch $@
 
 demo: $(INSTALLED)
@@ -23,7 +24,7 @@ demo: $(INSTALLED)
 	@echo "  $(BIN)/predictflow --local replay --source incoming/records-mixed.csv"
 	@echo "Console: http://127.0.0.1:8765 (local up serves it and prints this address with its one-time token)"
 
-test: lint typecheck checkov pytest
+test: lint typecheck checkov validate sam-build-check pytest
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -66,9 +67,46 @@ bench: $(INSTALLED)
 
 # The trainer against its peers on public tables (downloads nothing: the tables ship in packages).
 bench-quality: $(INSTALLED)
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -e ".[dev,local,bench]"
 	$(BIN)/python benchmarks/train_quality.py --candidate trainer_candidate:candidate
 	$(BIN)/python benchmarks/train_time.py
 
+# ---------------------------------------------------------------- SAM: build, deploy, delete
+# aws-sam-cli pins its own dependency tree (cfn-lint, boto3, Flask...), which would fight the
+# project's, so it lives in a virtualenv of its own, like checkov.
+SAM_VERSION := 1.170.0
+SAM := .venv-sam/bin/sam
+export SAM_CLI_TELEMETRY := 0
+STACK ?= predictflow
+REGION_ARG := $(if $(REGION),--region $(REGION))
+
+$(SAM):
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/pip install --quiet aws-sam-cli==$(SAM_VERSION)
+
+# The functions and the layer for arm64; no container: the layer is built by src/Makefile.
+build: $(SAM)
+	$(SAM) build --cached --parallel
+
+validate: $(SAM)
+	$(SAM) validate --lint
+
+# Guided the first time (it writes samconfig.toml), then with what samconfig.toml says.
+deploy: build
+	@if [ -f samconfig.toml ]; then $(SAM) deploy; else $(SAM) deploy --guided; fi
+
+# The buckets are versioned, and CloudFormation deletes only empty buckets: empty them (every
+# version and delete marker), then delete the stack. The tables are retained (template.yaml).
+delete: $(INSTALLED) $(SAM)
+	$(BIN)/python -m predictflow.service.cleanup $(STACK) $(REGION_ARG)
+	$(SAM) delete --stack-name $(STACK) $(REGION_ARG) --no-prompts
+
+# CI builds what `make build` builds, in a folder of its own, and checks the artifacts.
+SAM_CHECK := build/sam-check
+sam-build-check: $(INSTALLED) $(SAM)
+	rm -rf $(SAM_CHECK)
+	$(SAM) build --parallel --build-dir $(SAM_CHECK)/artifacts --cache-dir $(SAM_CHECK)/cache
+	$(BIN)/python tests/check_sam_build.py $(SAM_CHECK)/artifacts
+
 clean:
-	rm -rf $(VENV) .venv-checkov out build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .venv-sam .aws-sam out build .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@ from predictflow.cli.aws import Aws
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
 from tests.fixtures import EVENTS, ROOT
+from tests.statemachine.mocks import use_test_case_with_real_handlers
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 
@@ -115,7 +116,7 @@ def test_executions_lists_files_with_status_and_counts(stack: LocalStack) -> Non
 
 
 def test_show_gives_the_timeline_with_retries_and_errors(stack: LocalStack) -> None:
-    stack.use_mocks(MOCKS, "PredictorThrottledTwice")
+    use_test_case_with_real_handlers(stack, "PredictorThrottledTwice")
     try:
         _, arn = uploaded(stack, EVENTS / "records-good.csv", "throttled.csv")
     finally:

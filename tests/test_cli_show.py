@@ -12,6 +12,7 @@ from predictflow.cli import cli
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
 from tests.fixtures import ARTICLE, ROOT
+from tests.statemachine.mocks import use_test_case_with_real_handlers
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 CHUNK_BYTES = 4096
@@ -30,7 +31,9 @@ def test_show_labels_map_iterations_by_chunk_and_pairs_each_retry_with_its_chunk
     line = (ARTICLE + "\n").encode()
     six = tmp_path / "six.csv"
     six.write_bytes(line * (CHUNK_BYTES * 6 // len(line) - 2))
-    stack.use_mocks(MOCKS, "LambdaServiceErrorOnValidate")  # the first Validate call is throttled once
+    use_test_case_with_real_handlers(
+        stack, "LambdaServiceErrorOnValidate"
+    )  # the first Validate call is throttled once
     try:
         stack.upload(six)
         described = stack.wait_for_executions(len(stack.started_executions))[-1]

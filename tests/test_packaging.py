@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,23 @@ from tests.fixtures import ADULT, ROOT
 from tests.fixtures import HANDLER_ENVIRONMENT as ENVIRONMENT
 
 FUNCTIONS = ("fetch", "validate", "predict", "route", "api", "stream")
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(?P<version>\S+)$")
+
+
+def pins(requirements: list[str]) -> dict[str, str]:
+    """name -> version of exact pins; anything else is refused (every dependency is pinned)."""
+    found = {}
+    for requirement in requirements:
+        match = PIN.match(requirement.strip())
+        assert match, f"{requirement!r} is not an exact pin"
+        found[match["name"].lower()] = match["version"]
+    return found
+
+
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+RUNTIME_PINS = pins(PROJECT["dependencies"])
+"""The single source of the project's versions; the layer's requirements and the runtime
+the artifact test builds must agree with it."""
 RUN_IN_ARTIFACT = """
 import json, sys
 sys.path[:0] = {paths!r}
@@ -50,8 +69,9 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "--quiet",
             "--target",
             str(runtime),
-            "boto3==1.44.5",
-            "botocore==1.44.8",
+            # The SDK the Lambda runtime provides, at the versions the project pins.
+            f"boto3=={RUNTIME_PINS['boto3']}",
+            f"botocore=={RUNTIME_PINS['botocore']}",
         ],
         check=True,
     )
@@ -110,3 +130,47 @@ def test_the_predict_handler_scores_the_sample_event_from_its_artifact(artifact:
     (probability,) = matrix_from_text(batch["answers"], np.float64)
     assert 0 < probability < 1
     assert batch["model_version"] == ADULT.model_version
+
+
+def test_the_layers_requirements_pin_what_the_project_pins() -> None:
+    lines = (ROOT / "src" / "requirements.txt").read_text().splitlines()
+    layer = pins([line for line in lines if line.strip() and not line.startswith("#")])
+    assert layer, "the layer installs its requirements"
+    assert {name: RUNTIME_PINS.get(name) for name in layer} == layer
+
+
+def test_boto3_and_botocore_are_pinned_as_the_pair_they_are_released_as() -> None:
+    # boto3 X.Y.Z is released with botocore X.Y.Z; any other pair was never tested together.
+    assert RUNTIME_PINS["boto3"] == RUNTIME_PINS["botocore"]
+
+
+def test_every_extra_pins_a_package_at_most_once_across_the_project() -> None:
+    extras = PROJECT["optional-dependencies"]
+    seen: dict[str, str] = dict(RUNTIME_PINS)
+    for extra, requirements in extras.items():
+        for name, version in pins(requirements).items():
+            assert seen.setdefault(name, version) == version, f"{name} pinned twice, differently ({extra})"
+
+
+def test_the_local_stacks_packages_are_an_extra_not_a_runtime_dependency() -> None:
+    local = pins(PROJECT["optional-dependencies"]["local"])
+    assert {"moto", "aws-sam-translator"} <= set(local)
+    assert not {"moto", "aws-sam-translator"} & set(RUNTIME_PINS)
+
+
+def test_a_local_command_without_the_local_extra_says_what_to_install(tmp_path: Path) -> None:
+    # An installation without moto: a package of that name that cannot be imported, first on
+    # the path, stands in for its absence.
+    (tmp_path / "moto").mkdir()
+    (tmp_path / "moto" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'moto'\", name='moto')\n"
+    )
+    environment = os.environ | {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")])}
+    result = subprocess.run(
+        [sys.executable, "-c", "from predictflow.cli import main; main()", "local", "run",
+         str(ROOT / "events" / "records-good.csv")],
+        capture_output=True, text=True, env=environment, cwd=tmp_path, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "the local stack needs the `local` extra (moto not installed)" in result.stderr
+    assert "pip install 'predictflow[local]'" in result.stderr

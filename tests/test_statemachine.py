@@ -17,8 +17,15 @@ import pytest
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
 from tests.fixtures import ADULT, ARTICLE, EVENTS, HEADER, ROOT, upload_and_wait
+from tests.statemachine.mocks import (
+    MOCK_CONFIG,
+    lambda_states_reached,
+    load_case,
+    use_test_case_with_real_handlers,
+)
 
-MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
+ASL = ROOT / "statemachine" / "predictflow.asl.json"
+MOCK_CASES = json.loads(MOCK_CONFIG.read_text())["StateMachines"]["PredictionStateMachine"]["TestCases"]
 CHUNK_BYTES = 4096
 
 
@@ -129,7 +136,7 @@ def test_mixed_file_routes_each_record_and_succeeds_with_the_counts(stack: Local
 
 
 def test_a_throttled_predictor_is_retried_and_the_retries_show_in_the_history(stack: LocalStack) -> None:
-    stack.use_mocks(MOCKS, "PredictorThrottledTwice")
+    use_test_case_with_real_handlers(stack, "PredictorThrottledTwice")
     run = Run(stack, (EVENTS / "records-good.csv").read_bytes())
     assert run.status == "SUCCEEDED"
     assert run.failures("Predict") == ["PredictorThrottled", "PredictorThrottled"]
@@ -138,7 +145,7 @@ def test_a_throttled_predictor_is_retried_and_the_retries_show_in_the_history(st
 
 
 def test_a_lambda_service_error_is_retried(stack: LocalStack) -> None:
-    stack.use_mocks(MOCKS, "LambdaServiceErrorOnValidate")
+    use_test_case_with_real_handlers(stack, "LambdaServiceErrorOnValidate")
     run = Run(stack, (EVENTS / "records-good.csv").read_bytes())
     assert run.status == "SUCCEEDED"
     assert run.failures("Validate") == ["Lambda.TooManyRequestsException"]
@@ -148,7 +155,7 @@ def test_a_lambda_service_error_is_retried(stack: LocalStack) -> None:
 def test_a_predictor_that_stays_down_dead_letters_the_records_and_fails_the_execution(
     stack: LocalStack,
 ) -> None:
-    stack.use_mocks(MOCKS, "PredictorDown")
+    use_test_case_with_real_handlers(stack, "PredictorDown")
     run = Run(stack, (EVENTS / "records-mixed.csv").read_bytes())
     assert run.status == "FAILED"
     assert run.execution["error"] == "ChunksDeadLettered"
@@ -287,3 +294,16 @@ def test_a_header_without_a_needed_column_dead_letters_the_file_saying_which(
         f"the header lacks 1 column(s) the model needs: age (the header has: {', '.join(names)})"
     )
     assert "errorType" not in entry["error_message"]
+
+
+@pytest.mark.parametrize("name", MOCK_CASES)
+def test_each_mock_test_case_answers_every_invocation_as_step_functions_local_requires(name: str) -> None:
+    """Step Functions Local fails an execution at a Lambda invocation its test case does not
+    answer: every state the case's path reaches must be listed, with an answer for each of its
+    invocations, retries included, and nothing listed may go unused."""
+    case = load_case(name)
+    reached = list(lambda_states_reached(json.loads(ASL.read_text()), case))
+    assert {state: reached.count(state) for state in case} == {
+        state: len(answers) for state, answers in case.items()
+    }
+    assert reached[0] == "Fetch"

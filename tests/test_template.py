@@ -6,9 +6,13 @@ import json
 import re
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from predictflow.local.template import load_template, transform
+from predictflow.local.deploy import Deployer
+from predictflow.local.moto_bridge import LambdaInvoker
+from predictflow.local.template import Resolver, RuleFailed, TemplateError, load_template, transform
 from tests.fixtures import ROOT
 
 TEMPLATE = ROOT / "template.yaml"
@@ -208,7 +212,94 @@ def test_each_function_reads_only_what_it_reads_and_writes_only_what_it_writes(
         for action in ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
     )
     assert can(fetch, "dynamodb:PutItem", "LedgerTable")
+    # A refused claim carries its holder, so Fetch reads nothing from the ledger.
+    assert not can(fetch, "dynamodb:GetItem", "LedgerTable")
     assert can(route, "dynamodb:UpdateItem", "LedgerTable")
     assert not can(route, "dynamodb:PutItem", "LedgerTable")
     assert not any(action.startswith("dynamodb:") for action, _ in validate | predict)
     assert not any(can(p, "dynamodb:Scan", "") or can(p, "dynamodb:DeleteItem", "") for p in everyone)
+
+
+# Each set is refused by the template's Rules before any resource is made, on AWS and locally.
+REFUSED = {
+    "sagemaker-without-endpoint": (
+        {"PredictorBackend": "sagemaker"},
+        "PredictorBackend sagemaker needs SageMakerEndpointName.",
+    ),
+    "aml-without-model": (
+        {"PredictorBackend": "aml", "AmlPredictEndpoint": "https://realtime.machinelearning.example"},
+        "PredictorBackend aml needs AmlModelId.",
+    ),
+    "aml-without-endpoint": (
+        {"PredictorBackend": "aml", "AmlModelId": "ml-1"},
+        "PredictorBackend aml needs AmlPredictEndpoint.",
+    ),
+    "endpoint-for-embedded": (
+        {"SageMakerEndpointName": "scorer"},
+        "SageMakerEndpointName is set, but PredictorBackend is not sagemaker.",
+    ),
+    "aml-model-for-sagemaker": (
+        {"PredictorBackend": "sagemaker", "SageMakerEndpointName": "scorer", "AmlModelId": "ml-1"},
+        "AmlModelId or AmlPredictEndpoint is set, but PredictorBackend is not aml.",
+    ),
+}
+ACCEPTED = {
+    "embedded": {},
+    "sagemaker": {"PredictorBackend": "sagemaker", "SageMakerEndpointName": "scorer"},
+    "aml": {
+        "PredictorBackend": "aml",
+        "AmlModelId": "ml-1",
+        "AmlPredictEndpoint": "https://realtime.machinelearning.example",
+    },
+}
+
+
+def rules_resolver(parameters: dict[str, str]) -> Resolver:
+    template = load_template(TEMPLATE)
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    return Resolver(parameters=defaults | parameters, pseudo={})
+
+
+@pytest.mark.parametrize(("parameters", "description"), REFUSED.values(), ids=REFUSED.keys())
+def test_the_local_deploy_refuses_what_the_rules_refuse_and_creates_nothing(
+    parameters: dict[str, str], description: str
+) -> None:
+    with mock_aws():
+        deployer = Deployer(
+            lambda service: boto3.client(service, region_name="us-east-1"), LambdaInvoker(), "us-east-1"
+        )
+        with pytest.raises(RuleFailed) as refused:
+            deployer.deploy(TEMPLATE, "rules", parameters)
+        assert refused.value.description == description
+        assert boto3.client("s3", region_name="us-east-1").list_buckets()["Buckets"] == []
+
+
+@pytest.mark.parametrize("parameters", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_every_complete_backend_passes_the_rules(parameters: dict[str, str]) -> None:
+    rules_resolver(parameters).check_rules(load_template(TEMPLATE)["Rules"])
+
+
+def test_the_local_deploy_refuses_numbers_outside_the_parameters_bounds() -> None:
+    with mock_aws():
+        deployer = Deployer(
+            lambda service: boto3.client(service, region_name="us-east-1"), LambdaInvoker(), "us-east-1"
+        )
+        with pytest.raises(TemplateError, match="ChunkBytes=1024 must not be less than 4096"):
+            deployer.deploy(TEMPLATE, "bounds", {"ChunkBytes": "1024"})
+        with pytest.raises(TemplateError, match="InputPrefix='incoming' does not match"):
+            deployer.deploy(TEMPLATE, "bounds", {"InputPrefix": "incoming"})
+
+
+def test_every_function_logs_to_a_group_of_its_own_that_expires(transformed: dict[str, Any]) -> None:
+    resources = transformed["Resources"]
+    functions = {name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    groups = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    for function in functions:
+        group = groups[f"/aws/lambda/${{{function}}}"]
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}, function
+    environment = load_template(TEMPLATE)["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"

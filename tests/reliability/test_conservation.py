@@ -19,6 +19,7 @@ from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
 from tests.fixtures import ARTICLE, EVENTS, ROOT, upload_and_wait
 from tests.reliability.corpus import CASES, Case
+from tests.statemachine.mocks import use_test_case_with_real_handlers
 
 MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 
@@ -118,7 +119,7 @@ def test_a_predictor_down_then_back_loses_nothing_and_replay_twice_changes_nothi
     from predictflow.cli import cli
 
     body = (ROOT / "model" / "data" / "adult.data").read_bytes().splitlines(keepends=True)[:40]
-    stack.use_mocks(MOCKS, "PredictorDown")
+    use_test_case_with_real_handlers(stack, "PredictorDown")
     try:
         key, version, execution = upload(stack, b"".join(body))
     finally:

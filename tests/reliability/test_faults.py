@@ -19,6 +19,7 @@ from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
 from tests.fixtures import EVENTS, ROOT
 from tests.reliability.test_conservation import outcome, upload
+from tests.statemachine.mocks import use_test_case_with_real_handlers
 
 
 @pytest.fixture
@@ -153,7 +154,7 @@ def test_a_predictor_throttling_a_third_of_its_calls_loses_nothing(stack: LocalS
 
 
 def test_an_endpoint_down_for_a_while_is_ridden_out_by_the_retries(stack: LocalStack) -> None:
-    stack.use_mocks(ROOT / "tests" / "statemachine" / "MockConfigFile.json", "PredictorDownForAWhile")
+    use_test_case_with_real_handlers(stack, "PredictorDownForAWhile")
     try:
         key, version, execution = upload(stack, (EVENTS / "records-mixed.csv").read_bytes())
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -16,10 +17,19 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from predictflow.local.api_bridge import LocalApi, LocalApis
-from predictflow.local.moto_bridge import LambdaInvoker, LocalFunction, environment, load_handler
-from predictflow.local.stream_bridge import StreamMapping
-from predictflow.local.template import Resolver, TemplateError, references, transform
+from predictflow.local.template import Resolver, TemplateError, references, require_local_extra, transform
+
+# Before the bridge imports moto: every local command deploys through here.
+require_local_extra()
+
+from predictflow.local.api_bridge import LocalApi, LocalApis  # noqa: E402 - after the check above
+from predictflow.local.moto_bridge import (  # noqa: E402 - after the check above
+    LambdaInvoker,
+    LocalFunction,
+    environment,
+    load_handler,
+)
+from predictflow.local.stream_bridge import StreamMapping  # noqa: E402 - after the check above
 
 ACCOUNT_ID = "123456789012"
 
@@ -88,6 +98,8 @@ class Deployer:
             },
         )
         resolver.mappings = template.get("Mappings", {})
+        # Before any resource, as CloudFormation checks them: a refused deploy creates nothing.
+        resolver.check_rules(template.get("Rules", {}))
         resolver.evaluate_conditions(template.get("Conditions", {}))
         graph = {
             name: (references(spec.get("Properties", {})) | set(_depends_on(spec))) & resources.keys()
@@ -129,6 +141,7 @@ class Deployer:
             allowed = spec.get("AllowedValues")
             if allowed and str(value) not in [str(a) for a in allowed]:
                 raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
+            _check_constraints(name, spec, str(value))
             values[name] = str(value)
         return values
 
@@ -423,6 +436,23 @@ class Deployer:
         arguments["Threshold"] = float(arguments["Threshold"])
         self._client("cloudwatch").put_metric_alarm(AlarmName=name, **arguments)
         return name, {"Arn": f"arn:aws:cloudwatch:{self._region}:{ACCOUNT_ID}:alarm:{name}"}
+
+
+def _check_constraints(name: str, spec: dict[str, Any], value: str) -> None:
+    """The parameter constraints CloudFormation enforces before a deploy (Number bounds and
+    AllowedPattern), so the local stack refuses the values AWS refuses."""
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise TemplateError(f"parameter {name}={value!r} must be a number") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise TemplateError(f"parameter {name}={value} must not be less than {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise TemplateError(f"parameter {name}={value} must not be greater than {spec['MaxValue']}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
 
 
 def _queue_attributes(props: dict[str, Any]) -> dict[str, str]:

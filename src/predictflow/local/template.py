@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -46,6 +47,37 @@ _SHORT_FORMS: Final = (
 
 class TemplateError(RuntimeError):
     """template.yaml uses something the local stack cannot reproduce."""
+
+
+class LocalExtraMissing(ModuleNotFoundError):
+    """The local stack's packages (the `local` extra) are not installed."""
+
+
+def require_local_extra() -> None:
+    """Say what to install when the local stack's packages are missing, instead of a bare
+    "No module named 'moto'". The translator is only looked up: importing it is slow, and a
+    cached transform does not need it."""
+    missing = []
+    try:
+        import moto  # noqa: F401 - the import is the check
+    except ModuleNotFoundError:
+        missing.append("moto")
+    if importlib.util.find_spec("samtranslator") is None:
+        missing.append("aws-sam-translator")
+    if missing:
+        raise LocalExtraMissing(
+            f"the local stack needs the `local` extra ({', '.join(missing)} not installed): "
+            "pip install 'predictflow[local]', or `make` in a clone"
+        )
+
+
+class RuleFailed(TemplateError):
+    """A template rule refused the parameters, as CloudFormation refuses them before a deploy."""
+
+    def __init__(self, rule: str, description: str) -> None:
+        super().__init__(f"template rule {rule} failed: {description}")
+        self.rule = rule
+        self.description = description
 
 
 class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -175,6 +207,23 @@ class Resolver:
     def evaluate_conditions(self, definitions: Mapping[str, Any]) -> None:
         for name, expression in definitions.items():
             self.conditions[name] = bool(self.resolve(expression))
+
+    def check_rules(self, rules: Mapping[str, Any]) -> None:
+        """Refuse the parameters as CloudFormation would: for each rule whose RuleCondition
+        holds (or that has none), every Assert must hold; the first that does not raises with
+        its AssertDescription."""
+        for name, rule in rules.items():
+            if "RuleCondition" in rule and not self._truth(rule["RuleCondition"], name):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self._truth(assertion["Assert"], name):
+                    raise RuleFailed(name, str(assertion.get("AssertDescription", "an assertion failed")))
+
+    def _truth(self, expression: Any, rule: str) -> bool:
+        value = self.resolve(expression)
+        if not isinstance(value, bool):
+            raise TemplateError(f"template rule {rule}: {expression!r} is not a condition")
+        return value
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):

@@ -466,32 +466,45 @@ class Ledger:
 
     def claim(self, ref: ObjectRef, execution_arn: str) -> str | None:
         """Claim `ref` for this execution. Returns None when the claim is ours (new, or
-        ours already from an earlier attempt), else the execution that holds it."""
+        ours already from an earlier attempt), else the execution that holds it.
+
+        One request: a refused write returns the item that refused it (ALL_OLD), so telling a
+        duplicate from a new file needs no second read that could fail on its own (a
+        throttled read would dead-letter a file another execution is processing)."""
+        item = {
+            "pk": {"S": ref.identity},
+            "execution_arn": {"S": execution_arn},
+            "source_bucket": {"S": ref.bucket},
+            "source_key": {"S": ref.key},
+            "status": {"S": "RUNNING"},
+            "claimed_at": {"S": now()},
+        }
+        return self._put_if_ours(item, execution_arn)
+
+    def _put_if_ours(self, item: dict[str, dict[str, str]], execution_arn: str) -> str | None:
+        """Write the item unless another execution holds it (see _OURS_TO_WRITE): None when
+        written, else the holder's execution."""
         try:
             self._dynamodb.put_item(
                 TableName=self._table,
-                Item={
-                    "pk": {"S": ref.identity},
-                    "execution_arn": {"S": execution_arn},
-                    "source_bucket": {"S": ref.bucket},
-                    "source_key": {"S": ref.key},
-                    "status": {"S": "RUNNING"},
-                    "claimed_at": {"S": now()},
-                },
+                Item=item,
                 ConditionExpression=_OURS_TO_WRITE,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_ours_to_write(execution_arn),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return None
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise_storage_error(error, f"dynamodb:{self._table}")
+            holder = error.response.get("Item", {}).get("execution_arn", {}).get("S")
+            if not holder:
+                # The condition failed, so an item with another owner exists: without it in the
+                # answer, the claim's outcome is unknown, and guessing either way is wrong.
+                raise_storage_error(error, f"dynamodb:{self._table}")
+            return str(holder)
         except BotoCoreError as error:
             raise_storage_error(error, f"dynamodb:{self._table}")
-        holder = self._dynamodb.get_item(
-            TableName=self._table, Key={"pk": {"S": ref.identity}}, ConsistentRead=True
-        )
-        return str(holder["Item"]["execution_arn"]["S"])
 
     def close_unfinished(self, ref: ObjectRef, execution_arn: str, status: str, error: str) -> bool:
         """Close the item of a file whose execution ended before Finalize recorded its outcome.
@@ -603,21 +616,4 @@ class Ledger:
             "model_version": {"S": model_version},
             "compact_predictions": {"S": compact_predictions},
         } | {name: {"N": str(value)} for name, value in counts.items()}
-        try:
-            self._dynamodb.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression=_OURS_TO_WRITE,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_ours_to_write(execution_arn),
-            )
-            return None
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise_storage_error(error, f"dynamodb:{self._table}")
-        except BotoCoreError as error:
-            raise_storage_error(error, f"dynamodb:{self._table}")
-        holder = self._dynamodb.get_item(
-            TableName=self._table, Key={"pk": {"S": ref.identity}}, ConsistentRead=True
-        )
-        return str(holder["Item"]["execution_arn"]["S"])
+        return self._put_if_ours(item, execution_arn)
