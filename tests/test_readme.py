@@ -25,7 +25,9 @@ import pytest
 from tests.fixtures import ROOT
 
 README = ROOT / "README.md"
-MARKER = re.compile(r"<!-- runnable(?::\s*(?P<needs>[\w-]+))? -->\s*\n```(?:bash|sh)?\n(?P<body>.*?)\n```", re.S)
+MARKER = re.compile(
+    r"<!-- runnable(?::\s*(?P<needs>[\w-]+))? -->\s*\n```(?:bash|sh)?\n(?P<body>.*?)\n```", re.S
+)
 
 
 @dataclass(frozen=True)
@@ -125,4 +127,5 @@ def test_a_runnable_block_of_the_readme_runs_as_written(
             ["bash", "-o", "pipefail", "-c", command],
             cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
-        assert done.returncode == 0, f"README.md:{block.line}: {command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        where = f"README.md:{block.line}: {command}"
+        assert done.returncode == 0, f"{where}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
