@@ -32,6 +32,10 @@ NOT_FOR_LAMBDA = ("cli", "console", "local", "training")
 NEVER_LOADED = (
     "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/datasets",
 )  # fmt: skip
+# ONNX Runtime's shared library for C and C++ callers (about half the package): the Python module
+# carries its own copy of the runtime and never loads it (tests/test_packaging.py scores a model
+# with ONNX Runtime from the built layer).
+NEVER_LOADED_FILES = ("onnxruntime/capi/libonnxruntime.so*",)
 
 
 def build(target: Path, host: bool = False) -> Path:
@@ -52,6 +56,9 @@ def build(target: Path, host: bool = False) -> Path:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     for relative in NEVER_LOADED:
         shutil.rmtree(target / relative, ignore_errors=True)
+    for pattern in NEVER_LOADED_FILES:
+        for path in target.glob(pattern):
+            path.unlink()
     for pattern in ("**/tests", "**/__pycache__"):
         for path in list(target.glob(pattern)):
             if path.is_dir():

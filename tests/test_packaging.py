@@ -132,6 +132,23 @@ def test_the_predict_handler_scores_the_sample_event_from_its_artifact(artifact:
     assert batch["model_version"] == ADULT.model_version
 
 
+def test_onnx_runtime_scores_from_the_layer_without_its_c_library(artifact: dict[str, Path]) -> None:
+    """Bundles without a compiled forest are scored by ONNX Runtime: its Python module must work
+    from the layer, which leaves out the C/C++ library the module does not load."""
+    assert not list(artifact["layer"].glob("onnxruntime/capi/libonnxruntime.so*"))
+    model = artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "model.onnx"
+    code = (
+        f"import sys; sys.path[:0] = {[str(artifact['layer'])]!r}\n"
+        "import numpy, onnxruntime\n"
+        f"session = onnxruntime.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider'])\n"
+        f"features = numpy.zeros((2, {ADULT.schema.width}), dtype=numpy.float32)\n"
+        "print(session.run(None, {session.get_inputs()[0].name: features})[-1].shape)"
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(2, 2)"
+
+
 def test_the_layers_requirements_pin_what_the_project_pins() -> None:
     lines = (ROOT / "src" / "requirements.txt").read_text().splitlines()
     layer = pins([line for line in lines if line.strip() and not line.startswith("#")])
