@@ -22,8 +22,8 @@ from predictflow.cli import cli
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
 from tests.fixtures import EVENTS, ROOT
+from tests.statemachine.mocks import use_test_case_with_real_handlers
 
-MOCKS = ROOT / "tests" / "statemachine" / "MockConfigFile.json"
 DOCS = ROOT / "docs" / "cli.md"
 PREDICTFLOW = [sys.executable, "-c", "from predictflow.cli import main; main()"]
 
@@ -419,7 +419,7 @@ def test_wait_exits_0_for_succeeded_3_for_failed_and_4_when_still_running(
     assert "FAILED" in failed.stdout
 
     # Predict is throttled twice, and its retries wait 2 s then 4 s: it runs for seconds.
-    stack.use_mocks(MOCKS, "PredictorThrottledTwice")
+    use_test_case_with_real_handlers(stack, "PredictorThrottledTwice")
     try:
         before, since = len(stack.started_executions), stack.changes
         stack.upload(Path("slow.csv"), key=f"{stack.outputs['InputPrefix']}{uuid.uuid4().hex[:8]}/slow.csv",

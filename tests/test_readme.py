@@ -1,9 +1,9 @@
 """The README's commands run as written.
 
-A fenced block right after a `<!-- runnable -->` comment is run line by line with bash from the
-repository's root, with the virtualenv's `bin` first on PATH (as after `source
+A fenced block right after a `<!-- runnable -->` comment is run as one bash script (`set -euo
+pipefail`) from the repository's root, with the virtualenv's `bin` first on PATH (as after `source
 .venv/bin/activate`); `<!-- runnable: local-stack -->` runs it against a `predictflow local up`
-started for the test. Each line must exit 0. Blocks without the comment hold placeholders
+started for the test. Every command must exit 0. Blocks without the comment hold placeholders
 (`EXECUTION`, `<name>`) or need an AWS account; the comment is what says which is which.
 """
 
@@ -122,10 +122,10 @@ def test_a_runnable_block_of_the_readme_runs_as_written(
 ) -> None:
     if block.needs == "local-stack":
         request.getfixturevalue("local_stack")
-    for command in block.commands:
-        done = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", command],
-            cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        where = f"README.md:{block.line}: {command}"
-        assert done.returncode == 0, f"{where}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    # One script per block, so a line may use what an earlier one set; it stops at the first
+    # command that fails, and `set -x` shows which.
+    script = "set -euo pipefail -x\n" + "\n".join(block.commands) + "\n"
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, f"README.md:{block.line}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
