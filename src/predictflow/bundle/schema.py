@@ -29,6 +29,87 @@ IGNORED_SLOT: Final = -3
 
 Codes = dict[str, float]
 
+WORD_BYTES: Final = 8
+MAX_SPELLING_BYTES: Final = 64
+"""Spellings longer than this are left to the text path: every cell costs one gather per word."""
+_HASH_WORD: Final = np.uint64(0x9E3779B97F4A7C15)
+_HASH_LENGTH: Final = np.uint64(0xC2B2AE3D27D4EB4F)
+_HASH_COLUMN: Final = np.uint64(0x165667B19E3779F9)
+
+
+def spelling_key(
+    lengths: npt.NDArray[np.int64], words: list[npt.NDArray[np.uint64]], columns: npt.NDArray[np.int64]
+) -> npt.NDArray[np.uint64]:
+    """A 64-bit key of byte strings given as their length, their bytes as little-endian 8-byte
+    words (zero beyond the end) and the column they belong to. The parser and `ByteVocabulary`
+    share it, so that a spelling and a cell holding it always get the same key; equal keys are
+    then checked word by word, so a collision can only send a cell to the slow path."""
+    key = lengths.astype(np.uint64) * _HASH_LENGTH + columns.astype(np.uint64) * _HASH_COLUMN
+    for word in words:
+        key = (key ^ word) * _HASH_WORD
+        key ^= key >> np.uint64(29)
+    return key
+
+
+def is_plain_spelling(spelling: str) -> bool:
+    """Whether a cell of a plain line can hold `spelling` exactly: printable ASCII without quotes,
+    commas or surrounding spaces (cells are compared after their spaces are stripped)."""
+    return (
+        len(spelling) <= MAX_SPELLING_BYTES
+        and all(" " <= char <= "~" and char not in '",' for char in spelling)
+        and spelling == spelling.strip()
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ByteVocabulary:
+    """Accepted spellings of several columns, matched against byte slices of a chunk.
+
+    Each (column, spelling) is an entry with a value. A cell's key (`spelling_key`) picks one
+    slot of a collision-free open table; the entry there is the cell's only candidate, confirmed
+    by comparing length, column and every word. A dict lookup per cell costs a Python call; this
+    costs a few numpy operations per column.
+    """
+
+    words: int
+    lengths: npt.NDArray[np.int64]
+    columns: npt.NDArray[np.int64]
+    packed: npt.NDArray[np.uint64]
+    """(entries, words): each spelling's bytes as little-endian words, zero-padded."""
+    values: npt.NDArray[np.float64]
+    table: npt.NDArray[np.int64]
+    """Slot -> entry, -1 where empty."""
+    multiplier: np.uint64
+    shift: np.uint64
+
+    @classmethod
+    def build(cls, entries: dict[tuple[int, str], float]) -> ByteVocabulary:
+        plain = {(column, text.encode("ascii")): value for (column, text), value in entries.items()}
+        words = max(1, -(-max((len(text) for _, text in plain), default=0) // WORD_BYTES))
+        count = len(plain)
+        packed = np.zeros((count, words), dtype=np.uint64)
+        for row, (_, text) in enumerate(plain):
+            padded = text.ljust(words * WORD_BYTES, b"\0")
+            packed[row] = np.frombuffer(padded, dtype="<u8")
+        lengths = np.array([len(text) for _, text in plain], dtype=np.int64)
+        columns = np.array([column for column, _ in plain], dtype=np.int64)
+        keys = spelling_key(lengths, [packed[:, k] for k in range(words)], columns)
+        # Multiplicative hashing into a table 4-8x the entries, with the first multiplier (from a
+        # fixed sequence) under which no two entries share a slot.
+        bits = max(4, (4 * max(count, 1) - 1).bit_length())
+        generator = np.random.default_rng(14)
+        while True:
+            for _ in range(64):
+                multiplier = np.uint64(int(generator.integers(1, 2**63)) * 2 + 1)
+                shift = np.uint64(64 - bits)
+                slots = (keys * multiplier) >> shift
+                if len(np.unique(slots)) == count:
+                    table = np.full(1 << bits, -1, dtype=np.int64)
+                    table[slots.astype(np.int64)] = np.arange(count)
+                    values = np.array(list(plain.values()), dtype=np.float64)
+                    return cls(words, lengths, columns, packed, values, table, multiplier, shift)
+            bits += 1
+
 
 @dataclass(frozen=True, eq=False)
 class CompiledSchema:
@@ -70,6 +151,32 @@ class CompiledSchema:
                 continue
             tables[index] = table | dict.fromkeys(spec.missing, math.nan)
         return tables
+
+    @cached_property
+    def byte_codes(self) -> ByteVocabulary:
+        """For the byte-level parser: every plain spelling a feature accepts by table (categories,
+        binary spellings and missing markers of every field), keyed by feature index."""
+        entries: dict[tuple[int, str], float] = {}
+        for index, spec in enumerate(self.features):
+            table = self.codes.get(index, dict.fromkeys(spec.missing, math.nan))
+            entries |= {(index, text): code for text, code in table.items() if is_plain_spelling(text)}
+        return ByteVocabulary.build(entries)
+
+    @cached_property
+    def label_values(self) -> tuple[str, ...]:
+        """The target's labels in order, for `byte_labels` codes."""
+        return tuple(dict.fromkeys(self.labels.values()))
+
+    @cached_property
+    def byte_labels(self) -> ByteVocabulary:
+        """For the byte-level parser: target spellings -> index in `label_values`, or -1 for a
+        missing target (as `check_actual` reads them: missing markers first)."""
+        entries: dict[tuple[int, str], float] = {}
+        if self.target.task != "regression":
+            index = {label: float(code) for code, label in enumerate(self.label_values)}
+            entries = {(0, text): index[label] for text, label in self.labels.items() if is_plain_spelling(text)}
+        entries |= {(0, text): -1.0 for text in self.target_missing if is_plain_spelling(text)}
+        return ByteVocabulary.build(entries)
 
     @cached_property
     def numeric(self) -> tuple[int, ...]:
