@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from predictflow.bundle import CompiledSchema
-from predictflow.bundle.format import ModelSpec, RecordSchema
+from predictflow.bundle.format import FieldSpec, ModelSpec, RecordSchema
 from predictflow.errors import MissingColumns
 from predictflow.records import BOM, Layout, ParsedBatch, parse_chunk, parse_chunk_reference
 from tests.fixtures import ADULT_DATA, SCHEMA
@@ -35,7 +34,12 @@ _FIELDS: list[dict[str, Any]] = [
     {"name": "i", "type": "integer", "range": [-50, 50], "missing": ["", "NA"]},
     {"name": "n", "type": "number", "range": [-1000, 1000], "missing": ["?"]},
     {"name": "u", "type": "integer"},
-    {"name": "c", "type": "category", "categories": ["a", "New York", "Café", "Outlying-US(Guam)"], "missing": ["?"]},
+    {
+        "name": "c",
+        "type": "category",
+        "categories": ["a", "New York", "Café", "Outlying-US(Guam)"],
+        "missing": ["?"],
+    },
     {"name": "b", "type": "binary", "missing": ["-"]},
 ]
 WIDE = _schema(
@@ -53,38 +57,60 @@ _NUMBERS = [
 ]  # fmt: skip
 
 
-def _values(schema: CompiledSchema, name: str) -> st.SearchStrategy[str]:
-    if schema.row_id is not None and name == schema.row_id.name:
-        return st.one_of(st.sampled_from(["r1", " r 2 ", "", "x"]), st.text(max_size=5))
+def _spec(schema: CompiledSchema, name: str) -> FieldSpec | None:
+    return next((spec for spec in schema.spec.fields if spec.name == name), None)
+
+
+def _valid(schema: CompiledSchema, name: str) -> st.SearchStrategy[str]:
+    """Values `check_record` accepts, limits included."""
+    spec = _spec(schema, name)
     if name == schema.target.name:
-        spelled = [*schema.labels, *schema.target_missing, "LO", "?", "3.5", "-1e3", "1e999", "x"]
-        return st.sampled_from(spelled)
-    spec = next((spec for spec in schema.spec.fields if spec.name == name), None)
-    if spec is None:  # a column the bundle does not know
-        return st.text(max_size=5)
-    known: list[str] = list(spec.missing)
-    if spec.type == "category":
-        known += [*spec.categories, "Nope", "private", "New  York"]
-    elif spec.type == "binary":
-        known += ["0", "1", "yes", "No", "TRUE", "f", "2"]
-    else:
-        low, high = (int(bound) for bound in spec.range) if spec.range is not None else (-(10**18), 10**18)
-        known += _NUMBERS
-        return st.one_of(
-            st.sampled_from(known),
-            st.integers(low - 2, high + 2).map(str),
-            st.floats(allow_nan=False, allow_infinity=False).map(repr),
-            st.sampled_from(known).map(lambda text: f" {text}  "),
+        return (
+            st.sampled_from([*schema.labels, *schema.target_missing] or [""])
+            if schema.labels
+            else st.one_of(st.floats(-1e6, 1e6).map(repr), st.sampled_from(sorted(schema.target_missing)))
         )
-    return st.one_of(st.sampled_from(known), st.sampled_from(known).map(lambda text: f"  {text} "))
+    if spec is None or spec.type == "string":  # the row id, or a column the bundle does not know
+        return st.text(
+            st.characters(min_codepoint=33, max_codepoint=126, exclude_characters='",'), max_size=6
+        )
+    if spec.type == "category":
+        return st.sampled_from([*spec.categories, *spec.missing])
+    if spec.type == "binary":
+        return st.sampled_from(["0", "1", "y", "no", "true", "f", *spec.missing])
+    low, high = spec.range if spec.range is not None else (-1e15, 1e15)
+    limits = st.sampled_from([str(int(low)), str(int(high)), *spec.missing])
+    if spec.type == "integer":
+        return st.one_of(limits, st.integers(int(low), int(high)).map(str))
+    return st.one_of(limits, st.floats(low, high).map(repr), st.integers(int(low), int(high)).map(str))
 
 
-_SEPARATORS = st.sampled_from([",", ", ", ", ", ", ", " ,", ",  ", ",\t"])
+def _odd(schema: CompiledSchema, name: str) -> st.SearchStrategy[str]:
+    """Values next to valid ones: out of range, other spellings, other spacing, noise."""
+    spec = _spec(schema, name)
+    near: list[str] = ["", "?", "x", "NA"]
+    if name == schema.target.name:
+        near += ["LO", "lo ", "3.5", "-1e3", "1e999", "nan"]
+    elif spec is not None and spec.type in ("category", "binary"):
+        near += ["Nope", "private", "New  York", "Cafe", "YES", "True", "2", "-"]
+    elif spec is not None and spec.type in ("integer", "number"):
+        near += _NUMBERS
+        if spec.range is not None:
+            low, high = (int(bound) for bound in spec.range)
+            near += [str(low - 1), str(high + 1), f"{low}.0", f"+{high}", f"-{low}", f"{high}e0"]
+    return st.one_of(
+        st.sampled_from(near),
+        _valid(schema, name).map(lambda text: f" {text}  "),
+        st.text(max_size=4),
+    )
+
+
+_SEPARATORS = st.sampled_from([",", ",", ", ", ", ", ", ", ", ", " ,", ",  ", ",\t"])
 
 
 @st.composite
 def _line(draw: st.DrawFn, schema: CompiledSchema, names: list[str]) -> bytes:
-    kind = draw(st.integers(0, 9))
+    kind = draw(st.integers(0, 14))
     if kind == 0:
         return draw(st.binary(max_size=30)).replace(b"\n", b"")
     if kind == 1:
@@ -92,10 +118,22 @@ def _line(draw: st.DrawFn, schema: CompiledSchema, names: list[str]) -> bytes:
     if kind == 2:
         return draw(st.sampled_from([b"", b"  ", b"\t", b" \t ", b"\r"]))
     columns = names if draw(st.booleans()) else names[:-1]  # with or without the last column
-    cells = [draw(_values(schema, name)) for name in columns]
+    # Mostly valid records with a few values changed, so that a line the byte path wrongly
+    # accepted would show.
+    cells = [draw(_valid(schema, name)) for name in columns]
+    changed = (
+        draw(st.lists(st.integers(0, max(len(cells) - 1, 0)), max_size=2)) if draw(st.booleans()) else []
+    )
+    for place in changed if cells else []:
+        cells[place] = draw(_odd(schema, columns[place]))
     if kind == 3:  # a field too many or too few
         cells = cells[1:] if draw(st.booleans()) else [*cells, "extra"]
-    text = cells[0] + "".join(draw(_SEPARATORS) + cell for cell in cells[1:])
+    separator = draw(_SEPARATORS)
+    text = (
+        separator.join(cells)
+        if draw(st.booleans())
+        else "".join((draw(_SEPARATORS) if place else "") + cell for place, cell in enumerate(cells))
+    )
     raw = text.encode("utf-8", errors="surrogatepass")
     if kind == 4:  # one hostile character or byte somewhere in an otherwise plain line
         at = draw(st.integers(0, len(raw)))
@@ -132,6 +170,9 @@ def _chunk(draw: st.DrawFn, schema: CompiledSchema) -> tuple[bytes, dict[str, An
     return data, {"first_line": first_line, "layout": layout, "header_hint": hint}
 
 
+_PLAIN: dict[str, Any] = {"first_line": 1, "layout": None, "header_hint": None}
+
+
 def _seen(batch: ParsedBatch) -> tuple[Any, ...]:
     """Everything a caller of `parse_chunk` sees; the matrix as its bytes (NaNs included)."""
     return (
@@ -162,15 +203,27 @@ def _assert_agrees(data: bytes, schema: CompiledSchema, arguments: dict[str, Any
     assert text == reference
 
 
-_PLAIN = {"first_line": 1, "layout": None, "header_hint": None}
-
-
+# Found by mutating the byte path: a dropped sign, a range off by one.
+@example(
+    (
+        b"-50,Private,1,Bachelors,1,Married-civ-spouse,Tech-support,Wife,White,Female,0,0,1,United-States\n",
+        _PLAIN,
+    )
+)
+@example((b"16, Private, 1, Bachelors, 1, Divorced, Sales, Wife, White, Male, 0, 0, 40, Cuba\r\n", _PLAIN))
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_chunk(SCHEMA))
 def test_the_byte_path_equals_check_record_on_adult_chunks(chunk: tuple[bytes, dict[str, Any]]) -> None:
     _assert_agrees(chunk[0], SCHEMA, chunk[1])
 
 
+# Found: the text fast path accepted a mid-file line starting with a byte-order mark (or holding
+# a NUL) when the field it sat in was the row id; check_record rejects it.
+@example((b"\xef\xbb\xbf,-50,-1000,-1000000000000000,a,0\n", _PLAIN | {"first_line": 2}))
+@example((b"r\x00,-50,-1000,1,a,0\n", _PLAIN | {"first_line": 2}))
+# Found by mutating the byte path: a missing marker read as 0, a middle word not compared.
+@example((b",-50,?,-1000000000000000,a,0\n", _PLAIN))
+@example((b"x,1,2,3,Outlying-US(Gxam),1,lo\n", _PLAIN))
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_chunk(WIDE))
 def test_the_byte_path_equals_check_record_with_ids_binaries_decimals_and_labels(
@@ -181,7 +234,9 @@ def test_the_byte_path_equals_check_record_with_ids_binaries_decimals_and_labels
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_chunk(REGRESSION))
-def test_the_byte_path_equals_check_record_with_a_regression_target(chunk: tuple[bytes, dict[str, Any]]) -> None:
+def test_the_byte_path_equals_check_record_with_a_regression_target(
+    chunk: tuple[bytes, dict[str, Any]],
+) -> None:
     _assert_agrees(chunk[0], REGRESSION, chunk[1])
 
 

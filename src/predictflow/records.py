@@ -26,6 +26,7 @@ import csv
 import json
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -43,6 +44,7 @@ from predictflow.bundle.schema import (
     WORD_BYTES,
     ByteVocabulary,
     CompiledSchema,
+    column_salt,
     spelling_key,
 )
 from predictflow.errors import MissingColumns, RecordError, RejectReason
@@ -395,7 +397,9 @@ def _parse(
     layout = layout or Layout("csv")
     rejections: list[Rejection] = []
     if layout.format == "jsonl":
-        batch = _parse_json_lines(_all_texts(data, whole, first_line, rejections), first_line, rejections, schema)
+        batch = _parse_json_lines(
+            _all_texts(data, whole, first_line, rejections), first_line, rejections, schema
+        )
     else:
         by_width, ignored = _csv_layouts(layout, schema)
         parts: list[ParsedBatch] = []
@@ -507,7 +511,9 @@ def _decode_line_by_line(data: bytes, first_line: int, rejections: list[Rejectio
     return texts
 
 
-def _csv_layouts(layout: Layout, schema: CompiledSchema) -> tuple[dict[int, tuple[int, ...]], tuple[str, ...]]:
+def _csv_layouts(
+    layout: Layout, schema: CompiledSchema
+) -> tuple[dict[int, tuple[int, ...]], tuple[str, ...]]:
     """The slots of each field count a record may have, and the header's ignored columns."""
     ignored: tuple[str, ...] = ()
     if layout.header is not None:
@@ -534,8 +540,15 @@ def _parse_csv(
     if fast and texts:
         # Lines are grouped by field count so that each group can be cut into columns at once.
         widths = np.fromiter(map(str.count, texts, repeat(",")), np.int64, len(texts)) + 1
-        if '"' in "".join(texts):
-            widths[[i for i, text in enumerate(texts) if '"' in text]] = 0
+        joined = "".join(texts)
+        if '"' in joined or "\x00" in joined or "\ufeff" in joined:
+            # Quoted fields, and lines `_check_line_text` rejects whatever their fields hold (a
+            # NUL, a byte-order mark), are for `check_record`; the fast path reads none of them.
+            widths[
+                [i for i, text in enumerate(texts) if '"' in text or "\x00" in text or "\ufeff" in text]
+            ] = 0
+        if max(map(len, texts)) > MAX_LINE_CHARS:
+            widths[[i for i, text in enumerate(texts) if len(text) > MAX_LINE_CHARS]] = 0
         if 1 in by_width:
             # A blank line is not a record, even where a record may have a single field.
             widths[[i for i, text in enumerate(texts) if is_blank(text)]] = 0
@@ -568,6 +581,16 @@ _MAX_DIGITS: Final = 2 * WORD_BYTES
 exactly anyway)."""
 _SPACE: Final = ord(" ")
 
+Stages = dict[str, float]
+"""Seconds per stage of the byte-level path, summed over calls (benchmarks/parse_speed.py)."""
+
+
+def _lap(stages: Stages | None, name: str, started: float) -> float:
+    now = time.perf_counter()
+    if stages is not None:
+        stages[name] = stages.get(name, 0.0) + now - started
+    return now
+
 
 @dataclass(slots=True)
 class _Chunk:
@@ -594,6 +617,7 @@ def _byte_path(
     by_width: Mapping[int, tuple[int, ...]],
     header_at: int | None,
     first_line: int,
+    stages: Stages | None = None,
 ) -> tuple[ParsedBatch, list[tuple[int, bytes, bool]]]:
     """Accept the plainly valid lines of a CSV chunk straight from its bytes.
 
@@ -605,13 +629,14 @@ def _byte_path(
     bytes, whether it is the chunk's last line) to the text tiers, which accept it or give
     the reason it is rejected. Empty lines are blank and dropped here.
     """
+    started = time.perf_counter()
     chunk = _Chunk.of(data)
     buf = chunk.padded[: chunk.size]
     # Commas and line feeds in one pass: each line's commas lie between its line feed and the
     # previous one in `delimiters`.
     delimiters = np.flatnonzero((buf == ord(",")) | (buf == ord("\n")))
-    breaks_at = np.flatnonzero(buf[delimiters] == ord("\n"))
-    breaks = delimiters[breaks_at]
+    breaks_at = np.flatnonzero(buf.take(delimiters) == ord("\n"))
+    breaks = delimiters.take(breaks_at)
     count = len(breaks) + 1
     starts = np.empty(count, dtype=np.int64)
     starts[0] = 0
@@ -627,31 +652,39 @@ def _byte_path(
     commas[-1] = len(delimiters) - first_delimiter[-1]
     ends = stops.copy()
     # The CR of a CRLF belongs to the line break; any other CR is an odd byte.
-    crlf = np.flatnonzero((buf[breaks - 1] == ord("\r")) & (breaks > starts[:-1]))
+    crlf = np.flatnonzero((buf.take(np.maximum(breaks - 1, 0)) == ord("\r")) & (breaks > starts[:-1]))
     ends[crlf] -= 1
     odd = ((buf - 32) > 94) | (buf == ord('"'))
-    odd[breaks] = False
-    odd[ends[crlf]] = False
     irregular = np.zeros(count, dtype=bool)
-    irregular[np.searchsorted(breaks, np.flatnonzero(odd))] = True
+    if np.count_nonzero(odd) > len(breaks) + len(crlf):  # more than line breaks
+        odd[breaks] = False
+        odd[ends[crlf]] = False
+        irregular[np.searchsorted(breaks, np.flatnonzero(odd))] = True
     lengths = ends - starts
     irregular |= lengths > MAX_LINE_CHARS
     if header_at is not None:
         irregular[header_at] = True
+    started = _lap(stages, "lines: delimiters, odd bytes", started)
     parts: list[ParsedBatch] = []
     taken = np.zeros(count, dtype=bool)
     for width, slots in by_width.items():
         rows = np.flatnonzero(~irregular & (commas == width - 1) & (lengths > 0))
         if rows.size:
-            fields = np.arange(width - 1, dtype=np.int64)[:, None]
-            cut = delimiters[first_delimiter[rows] + fields]
+            used = [place for place, slot in enumerate(slots) if slot != IGNORED_SLOT]
+            cut = delimiters[first_delimiter[rows] + np.arange(width - 1, dtype=np.int64)[:, None]]
             cell_starts = np.empty((width, rows.size), dtype=np.int64)
             cell_starts[0] = starts[rows]
             cell_starts[1:] = cut + 1
             cell_ends = np.empty((width, rows.size), dtype=np.int64)
             cell_ends[:-1] = cut
             cell_ends[-1] = ends[rows]
-            accepted, ok = _byte_columns(chunk, schema, slots, cell_starts, cell_ends)
+            started = _lap(stages, "cells: cut at commas", started)
+            cell_starts, cell_ends = _strip(chunk, cell_starts[used], cell_ends[used])
+            started = _lap(stages, "cells: strip spaces", started)
+            accepted, ok = _byte_columns(
+                chunk, schema, [slots[place] for place in used], cell_starts, cell_ends - cell_starts, stages
+            )
+            started = time.perf_counter()
             accepted.lines = (rows[ok] + first_line).tolist()
             parts.append(accepted)
             taken[rows[ok]] = True
@@ -660,23 +693,24 @@ def _byte_path(
         left[header_at] = False
     leftover = np.flatnonzero(left).tolist()
     lines = [(offset, data[starts[offset] : stops[offset]], offset == count - 1) for offset in leftover]
-    return _merge(parts, schema), lines
+    batch = _merge(parts, schema)
+    _lap(stages, "accepted lines, lines handed back", started)
+    return batch, lines
 
 
 def _byte_columns(
     chunk: _Chunk,
     schema: CompiledSchema,
-    slots: tuple[int, ...],
-    cell_starts: npt.NDArray[np.int64],
-    cell_ends: npt.NDArray[np.int64],
+    slots: list[int],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    stages: Stages | None,
 ) -> tuple[ParsedBatch, npt.NDArray[np.bool_]]:
-    """Read the cells (one row per column) of some lines; which lines are plainly valid."""
-    count = cell_starts.shape[1]
-    used = [place for place, slot in enumerate(slots) if slot != IGNORED_SLOT]
-    starts, ends = _strip(chunk, cell_starts[used].ravel(), cell_ends[used].ravel())
-    starts = starts.reshape(len(used), count)
-    lengths = (ends - starts.ravel()).reshape(len(used), count)
-    row_of = {slots[place]: row for row, place in enumerate(used)}
+    """Read stripped cells (one row per used column, in `slots`) of some lines; which lines are
+    plainly valid."""
+    started = time.perf_counter()
+    count = starts.shape[1]
+    row_of = {slot: row for row, slot in enumerate(slots)}
     ok = np.ones(count, dtype=bool)
     matrix = np.empty((count, schema.width), dtype=np.float32)
     coded = [index for index in range(schema.width) if index in schema.codes]
@@ -691,11 +725,15 @@ def _byte_columns(
         )
         matrix[:, coded] = values.reshape(len(coded), count).T
         ok &= found.reshape(len(coded), count).all(axis=0)
-    for index in schema.numeric:
-        row = row_of[index]
-        values, good = _numeric_cells(chunk, schema, index, starts[row], lengths[row])
-        matrix[:, index] = values
-        ok &= good
+        started = _lap(stages, "categories: lookup", started)
+    for kind in ("integer", "number"):
+        indices = [index for index in schema.numeric if schema.features[index].type == kind]
+        if indices:
+            rows = [row_of[index] for index in indices]
+            values, good = _numeric_cells(chunk, schema, kind, indices, starts[rows], lengths[rows])
+            matrix[:, indices] = values.T
+            ok &= good.all(axis=0)
+            started = _lap(stages, f"numbers: {kind} parse and range", started)
     ids = None
     if ID_SLOT in row_of:
         ids = _cell_texts(chunk, starts[row_of[ID_SLOT]], lengths[row_of[ID_SLOT]])
@@ -703,15 +741,16 @@ def _byte_columns(
     if TARGET_SLOT in row_of:
         actual, good = _target_cells(chunk, schema, starts[row_of[TARGET_SLOT]], lengths[row_of[TARGET_SLOT]])
         ok &= good
-    keep = np.flatnonzero(ok)
-    kept = keep.tolist()
-    accepted = ParsedBatch(
-        lines=[],
-        features=matrix[keep],
-        actual=[actual[i] for i in kept] if actual is not None else None,
-        ids=[ids[i] for i in kept] if ids is not None else None,
-    )
-    return accepted, ok
+    if ok.all():
+        features = matrix
+    else:
+        keep = np.flatnonzero(ok)
+        features = matrix[keep]
+        kept = keep.tolist()
+        actual = [actual[i] for i in kept] if actual is not None else None
+        ids = [ids[i] for i in kept] if ids is not None else None
+    _lap(stages, "ids, target, keep", started)
+    return ParsedBatch(lines=[], features=features, actual=actual, ids=ids), ok
 
 
 def _strip(
@@ -720,16 +759,16 @@ def _strip(
     """Cell bounds without leading and trailing spaces, as `str.strip` leaves a cell of a plain
     line (the only whitespace printable ASCII has is the space)."""
     padded = chunk.padded
-    starts = starts.copy()
-    ends = ends.copy()
-    moving = np.flatnonzero((padded[starts] == _SPACE) & (starts < ends))
-    while moving.size:
-        starts[moving] += 1
-        moving = moving[(padded[starts[moving]] == _SPACE) & (starts[moving] < ends[moving])]
-    moving = np.flatnonzero((padded[ends - 1] == _SPACE) & (ends > starts))
-    while moving.size:
-        ends[moving] -= 1
-        moving = moving[(padded[ends[moving] - 1] == _SPACE) & (ends[moving] > starts[moving])]
+    while True:
+        step = (padded.take(starts) == _SPACE) & (starts < ends)
+        if not step.any():
+            break
+        starts += step
+    while True:
+        step = (padded.take(ends - 1) == _SPACE) & (ends > starts)
+        if not step.any():
+            break
+        ends -= step
     return starts, ends
 
 
@@ -741,58 +780,86 @@ def _lookup(
     columns: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Each cell's value in `vocabulary`, and whether the cell is exactly one of its spellings."""
-    words = [
-        chunk.words[starts + WORD_BYTES * k] & _MASKS[np.clip(lengths - WORD_BYTES * k, 0, WORD_BYTES)]
-        for k in range(vocabulary.words)
-    ]
-    key = spelling_key(lengths, words, columns)
-    entry = vocabulary.table[((key * vocabulary.multiplier) >> vocabulary.shift).astype(np.intp)]
+    if not len(vocabulary.lengths) or not len(starts):
+        return np.full(len(starts), math.nan), np.zeros(len(starts), dtype=bool)
+    first = chunk.words.take(starts) & _MASKS.take(np.minimum(lengths, WORD_BYTES))
+    last = chunk.words.take(np.maximum(starts + lengths - WORD_BYTES, 0))
+    last[lengths <= WORD_BYTES] = 0
+    key = spelling_key(lengths, first, last, column_salt(columns))
+    entry = vocabulary.table.take(((key * vocabulary.multiplier) >> vocabulary.shift).astype(np.intp))
     candidate = np.maximum(entry, 0)
-    found = (entry >= 0) & (vocabulary.lengths[candidate] == lengths) & (vocabulary.columns[candidate] == columns)
-    for k, word in enumerate(words):
-        found &= vocabulary.packed[candidate, k] == word
-    return vocabulary.values[candidate], found
+    found = (
+        (entry >= 0)
+        & (vocabulary.lengths.take(candidate) == lengths)
+        & (vocabulary.first.take(candidate) == first)
+        & (vocabulary.last.take(candidate) == last)
+        & (vocabulary.columns.take(candidate) == columns)
+    )
+    long = np.flatnonzero(found & (lengths > 2 * WORD_BYTES))
+    if long.size:
+        # First and last words cover spellings up to 16 bytes; longer ones are compared whole.
+        long_starts, long_lengths, long_entries = starts[long], lengths[long], candidate[long]
+        same = np.ones(long.size, dtype=bool)
+        for k in range(1, vocabulary.middle.shape[1] + 1):
+            remaining = np.clip(long_lengths - WORD_BYTES * k, 0, WORD_BYTES)
+            word = chunk.words.take(long_starts + WORD_BYTES * k) & _MASKS.take(remaining)
+            same &= vocabulary.middle[long_entries, k - 1] == word
+        found[long] = same
+    return vocabulary.values.take(candidate), found
 
 
 def _numeric_cells(
-    chunk: _Chunk, schema: CompiledSchema, index: int, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+    chunk: _Chunk,
+    schema: CompiledSchema,
+    kind: str,
+    indices: list[int],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """An integer or number column's values (NaN for a missing marker, checked first as
-    `check_value` does) and which cells are plainly valid, range included."""
-    spec = schema.features[index]
-    missing = np.zeros(len(starts), dtype=bool)
-    if schema.missing[index]:
-        _, missing = _lookup(
-            schema.byte_codes, chunk, starts, lengths, np.full(len(starts), index, dtype=np.int64)
-        )
-    if spec.type == "integer":
-        values, good = _whole_numbers(chunk, starts, lengths)
+    """Integer or number columns (one row each): values (NaN for a missing marker, checked
+    first as `check_value` does) and which cells are plainly valid, range included."""
+    shape = starts.shape
+    flat_starts, flat_lengths = starts.ravel(), lengths.ravel()
+    if kind == "integer":
+        values, good = _whole_numbers(chunk, flat_starts, flat_lengths)
     else:
-        values, good = _decimal_numbers(chunk, starts, lengths)
-    if spec.range is not None:
-        good &= (values >= spec.range[0]) & (values <= spec.range[1])
-    values[missing] = math.nan
-    return values, good | missing
+        values, good = _decimal_numbers(chunk, flat_starts, flat_lengths)
+    values, good = values.reshape(shape), good.reshape(shape)
+    bounds = [schema.features[index].range or (-math.inf, math.inf) for index in indices]
+    low = np.array([bound[0] for bound in bounds])[:, None]
+    high = np.array([bound[1] for bound in bounds])[:, None]
+    good &= (values >= low) & (values <= high)
+    for row, index in enumerate(indices):
+        if schema.missing[index]:
+            _, missing = _lookup(
+                schema.byte_codes, chunk, starts[row], lengths[row], np.full(shape[1], index, dtype=np.int64)
+            )
+            values[row, missing] = math.nan
+            good[row] |= missing
+    return values, good
 
 
 def _whole_numbers(
     chunk: _Chunk, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Cells that are an optional sign and 1 to 16 ASCII digits, as float64 (as `float(int(text))`)."""
-    first = chunk.padded[starts]
+    first = chunk.padded.take(starts)
     signed = ((first == ord("+")) | (first == ord("-"))) & (lengths > 0)
     digits = lengths - signed
     good = (digits >= 1) & (digits <= _MAX_DIGITS)
     digits = np.clip(digits, 1, _MAX_DIGITS)
     begin = starts + signed
     high = np.maximum(digits - WORD_BYTES, 0)
-    low_value, low_good = _eight_digits(chunk.words[begin + high], digits - high)
-    high_value, high_good = _eight_digits(chunk.words[begin], np.maximum(high, 1))
-    long = high > 0
-    good &= low_good & (high_good | ~long)
-    whole = np.where(long, high_value * np.uint64(10**WORD_BYTES) + low_value, low_value).astype(np.int64)
-    whole = np.where(first == ord("-"), -whole, whole)
-    return whole.astype(np.float64), good
+    whole, low_good = _eight_digits(chunk.words.take(begin + high), digits - high)
+    good &= low_good
+    long = np.flatnonzero(high)
+    if long.size:
+        high_value, high_good = _eight_digits(chunk.words.take(begin[long]), high[long])
+        whole[long] += high_value * np.uint64(10**WORD_BYTES)
+        good[long] &= high_good
+    signed_whole = whole.view(np.int64)
+    np.negative(signed_whole, out=signed_whole, where=first == ord("-"))
+    return signed_whole.astype(np.float64), good
 
 
 def _eight_digits(
@@ -801,8 +868,10 @@ def _eight_digits(
     """The number the first `digits` (1-8) bytes of each word spell, and whether they are all
     ASCII digits: the word is shifted so that its digits end at its last byte and '0's fill
     the front, then summed pairwise (SWAR, as simdjson parses eight digits)."""
-    spare = (WORD_BYTES - digits).astype(np.uint64)
-    word = ((words & _MASKS[digits]) << (spare * np.uint64(8))) | (_ZEROS & _MASKS[spare.astype(np.intp)])
+    spare = WORD_BYTES - digits
+    word = ((words & _MASKS.take(digits)) << (spare.view(np.uint64) * np.uint64(8))) | (
+        _ZEROS & _MASKS.take(spare)
+    )
     good = ((word & _HIGH_NIBBLES) == _ZEROS) & (((word + _SIXES) & _HIGH_NIBBLES) == _ZEROS)
     word = ((word & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561)) >> np.uint64(8)
     word = ((word & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
@@ -822,7 +891,8 @@ def _cell_bytes(
     index = np.arange(total, dtype=np.int64) + np.repeat(starts - begins, spans)
     joined = chunk.padded[index]
     joined[begins + lengths] = ord(separator)
-    return joined[:-1].tobytes().decode("ascii")
+    text: str = joined[:-1].tobytes().decode("ascii")
+    return text
 
 
 def _cell_texts(chunk: _Chunk, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> list[str]:
@@ -835,14 +905,16 @@ def _decimal_numbers(
     """Cells that `_NUMBER` matches and that are finite, read by numpy's parser in one call
     (the same correctly rounded conversion as `float`); a column with any other cell is read
     cell by cell."""
-    joined = _cell_bytes(chunk, starts, lengths, b",")
     if not len(starts):
         return np.empty(0, dtype=np.float64), np.empty(0, dtype=bool)
+    joined = _cell_bytes(chunk, starts, lengths, b",")
     if _NUMBERS.fullmatch(joined):
         values = np.fromstring(joined, dtype=np.float64, sep=",")
         return values, np.isfinite(values)
     texts = joined.split(",")
-    values = np.array([float(text) if _NUMBER.fullmatch(text) else math.nan for text in texts], dtype=np.float64)
+    values = np.array(
+        [float(text) if _NUMBER.fullmatch(text) else math.nan for text in texts], dtype=np.float64
+    )
     return values, np.isfinite(values)
 
 
@@ -854,16 +926,25 @@ def _target_cells(
     codes, found = _lookup(schema.byte_labels, chunk, starts, lengths, np.zeros(len(starts), dtype=np.int64))
     labels = schema.label_values
     if schema.target.task != "regression":
-        actual: list[Actual] = [labels[int(code)] if code >= 0 else None for code in codes.tolist()]
+        actual: list[Actual] = [
+            labels[int(code)] if known and code >= 0 else None
+            for known, code in zip(found.tolist(), codes.tolist(), strict=True)
+        ]
         return actual, found
     values, good = _decimal_numbers(chunk, starts, lengths)
     missing = found  # a regression target's table holds only its missing markers
-    actual = [None if absent else value for absent, value in zip(missing.tolist(), values.tolist(), strict=True)]
+    actual = [
+        None if absent else value for absent, value in zip(missing.tolist(), values.tolist(), strict=True)
+    ]
     return actual, good | missing
 
 
 def _fast_path(
-    texts: list[str], positions: list[int], slots: tuple[int, ...], line_numbers: list[int], schema: CompiledSchema
+    texts: list[str],
+    positions: list[int],
+    slots: tuple[int, ...],
+    line_numbers: list[int],
+    schema: CompiledSchema,
 ) -> tuple[ParsedBatch, list[int]]:
     """Accept the lines at `positions` that are plainly valid, column by column.
 
