@@ -26,6 +26,7 @@ import csv
 import json
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -35,7 +36,17 @@ import numpy as np
 import numpy.typing as npt
 
 from predictflow.bundle.format import BINARY_SPELLINGS
-from predictflow.bundle.schema import ID_SLOT, IGNORED_SLOT, TARGET_SLOT, CompiledSchema
+from predictflow.bundle.schema import (
+    ID_SLOT,
+    IGNORED_SLOT,
+    MAX_SPELLING_BYTES,
+    TARGET_SLOT,
+    WORD_BYTES,
+    ByteVocabulary,
+    CompiledSchema,
+    column_salt,
+    spelling_key,
+)
 from predictflow.errors import MissingColumns, RecordError, RejectReason
 
 FeatureMatrix = npt.NDArray[np.float32]
@@ -336,29 +347,155 @@ def parse_chunk(
     start mid-file). The layout is detected from the file's first line when `data` starts the
     file and none is given; a later chunk gets the layout Fetch detected. Raises
     `MissingColumns` when the header lacks a column the model needs.
+
+    CSV lines are read in three tiers, each handing what it is not sure of to the next: the
+    byte-level path (`_byte_path`, plain ASCII lines straight from the chunk's bytes), the text
+    fast path (`_fast_path`, column by column over decoded lines) and `check_record`, line by
+    line, which gives every rejection its reason. `parse_chunk_reference` runs the later tiers
+    alone, so that tests can hold the earlier ones to them.
     """
+    return _parse(data, schema, first_line, layout, header_hint, "bytes")
+
+
+ParsePath = Literal["bytes", "text", "reference"]
+
+
+def parse_chunk_reference(
+    data: bytes,
+    schema: CompiledSchema,
+    first_line: int = 1,
+    *,
+    layout: Layout | None = None,
+    header_hint: str | None = None,
+    path: ParsePath = "reference",
+) -> ParsedBatch:
+    """`parse_chunk` with `check_record` on every line (`path="reference"`), or with the text fast
+    path before it and no byte-level path (`path="text"`, the parser before the byte path)."""
+    return _parse(data, schema, first_line, layout, header_hint, path)
+
+
+def _parse(
+    data: bytes,
+    schema: CompiledSchema,
+    first_line: int,
+    layout: Layout | None,
+    header_hint: str | None,
+    path: ParsePath,
+) -> ParsedBatch:
     if first_line == 1 and data.startswith(BOM):
         data = data[len(BOM) :]
-    rejections: list[Rejection] = []
-    try:
-        texts = split_lines(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        texts = _decode_line_by_line(data, first_line, rejections)
+    whole = _is_utf8(data)
     header_at: int | None = None
     if layout is None or first_line == 1:
-        first = next((i for i, text in enumerate(texts) if not is_blank(text)), None)
-        if first is not None and not any(r.line == first_line + first for r in rejections):
+        found = _first_non_blank(data, whole)
+        if found is not None:
+            first, text = found
             if layout is None:
-                layout = detect_layout(texts[first], schema, header_hint if first_line == 1 else "absent")
+                layout = detect_layout(text, schema, header_hint if first_line == 1 else "absent")
             if layout.header is not None and first_line == 1:
                 header_at = first
     layout = layout or Layout("csv")
+    rejections: list[Rejection] = []
     if layout.format == "jsonl":
-        batch = _parse_json_lines(texts, first_line, rejections, schema)
+        batch = _parse_json_lines(
+            _all_texts(data, whole, first_line, rejections), first_line, rejections, schema
+        )
     else:
-        batch = _parse_csv(texts, first_line, rejections, schema, layout, header_at)
+        by_width, ignored = _csv_layouts(layout, schema)
+        parts: list[ParsedBatch] = []
+        if path == "bytes":
+            accepted, leftover = _byte_path(data, schema, by_width, header_at, first_line)
+            parts.append(accepted)
+            numbers, texts = _texts_of(leftover, whole, first_line, rejections)
+        else:
+            texts = _all_texts(data, whole, first_line, rejections)
+            numbers = [first_line + offset for offset in range(len(texts))]
+            if header_at is not None:
+                del numbers[header_at], texts[header_at]
+        parts.extend(_parse_csv(numbers, texts, rejections, schema, by_width, fast=path != "reference"))
+        batch = _merge(parts, schema)
+        batch.ignored_columns = ignored
+    if batch.actual is not None and all(label is None for label in batch.actual):
+        # "None when no line had one", whichever tier accepted the lines: the text fast path
+        # used to give a list of Nones for a target column that held only missing values.
+        batch.actual = None
     batch.layout = layout
     return batch
+
+
+def _is_utf8(data: bytes) -> bool:
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _line_text(raw: bytes, last: bool, whole: bool) -> str | None:
+    """A line's text, None when it is not UTF-8. When the whole chunk is UTF-8 it is decoded
+    at once and CRLF becomes LF, so a CR at the very end of the chunk stays in its line; a chunk
+    that is not is read line by line, each line losing one trailing CR (`_decode_line_by_line`)."""
+    if raw.endswith(b"\r") and (not last or not whole):
+        raw = raw[:-1]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _first_non_blank(data: bytes, whole: bool) -> tuple[int, str] | None:
+    """The first line that is UTF-8 and not blank (offset in lines, text)."""
+    start = 0
+    offset = 0
+    while True:
+        stop = data.find(b"\n", start)
+        last = stop < 0
+        text = _line_text(data[start : len(data) if last else stop], last, whole)
+        if text is not None and not is_blank(text):
+            return offset, text
+        if last:
+            return None
+        start = stop + 1
+        offset += 1
+
+
+def _all_texts(data: bytes, whole: bool, first_line: int, rejections: list[Rejection]) -> list[str]:
+    if whole:
+        return split_lines(data.decode("utf-8"))
+    return _decode_line_by_line(data, first_line, rejections)
+
+
+def _texts_of(
+    lines: list[tuple[int, bytes, bool]], whole: bool, first_line: int, rejections: list[Rejection]
+) -> tuple[list[int], list[str]]:
+    """Line numbers and texts of (offset, raw bytes, last line) triples; each line that is not
+    UTF-8 becomes a rejection instead."""
+    numbers: list[int] = []
+    texts: list[str] = []
+    for offset, raw, last in lines:
+        text = _line_text(raw, last, whole)
+        if text is None:
+            rejections.append(_encoding_rejection(first_line + offset, raw.removesuffix(b"\r")))
+        else:
+            numbers.append(first_line + offset)
+            texts.append(text)
+    return numbers, texts
+
+
+def _encoding_rejection(number: int, raw: bytes) -> Rejection:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Rejection(
+            number,
+            excerpt(raw.decode("utf-8", errors="backslashreplace")),
+            RejectReason.ENCODING,
+            f"line is not valid UTF-8 (bad byte at position {error.start})",
+            raw_bytes=raw[: RAW_EXCERPT_CHARS * 4],
+        )
+    raise AssertionError("only a line that is not UTF-8 is an encoding rejection")
 
 
 def _decode_line_by_line(data: bytes, first_line: int, rejections: list[Rejection]) -> list[str]:
@@ -368,28 +505,16 @@ def _decode_line_by_line(data: bytes, first_line: int, rejections: list[Rejectio
         raw = raw.removesuffix(b"\r")
         try:
             texts.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as error:
+        except UnicodeDecodeError:
             texts.append("")
-            rejections.append(
-                Rejection(
-                    first_line + offset,
-                    excerpt(raw.decode("utf-8", errors="backslashreplace")),
-                    RejectReason.ENCODING,
-                    f"line is not valid UTF-8 (bad byte at position {error.start})",
-                    raw_bytes=raw[: RAW_EXCERPT_CHARS * 4],
-                )
-            )
+            rejections.append(_encoding_rejection(first_line + offset, raw))
     return texts
 
 
-def _parse_csv(
-    texts: list[str],
-    first_line: int,
-    rejections: list[Rejection],
-    schema: CompiledSchema,
-    layout: Layout,
-    header_at: int | None,
-) -> ParsedBatch:
+def _csv_layouts(
+    layout: Layout, schema: CompiledSchema
+) -> tuple[dict[int, tuple[int, ...]], tuple[str, ...]]:
+    """The slots of each field count a record may have, and the header's ignored columns."""
     ignored: tuple[str, ...] = ()
     if layout.header is not None:
         slots, ignored = header_slots(layout, schema)
@@ -397,35 +522,429 @@ def _parse_csv(
         layouts: tuple[tuple[int, ...], ...] = (slots, slots[:-1]) if slots[-1] == TARGET_SLOT else (slots,)
     else:
         layouts = schema.headerless_slots
-    by_width = {len(slots): slots for slots in layouts}
-    # Lines are grouped by field count so that each group can be cut into columns at once.
-    widths = np.fromiter(map(str.count, texts, repeat(",")), np.int64, len(texts)) + 1
-    if header_at is not None:
-        widths[header_at] = 0
-    if '"' in "".join(texts):
-        widths[[i for i, text in enumerate(texts) if '"' in text]] = 0
+    return {len(slots): slots for slots in layouts}, ignored
+
+
+def _parse_csv(
+    numbers: list[int],
+    texts: list[str],
+    rejections: list[Rejection],
+    schema: CompiledSchema,
+    by_width: Mapping[int, tuple[int, ...]],
+    *,
+    fast: bool,
+) -> list[ParsedBatch]:
+    """The text tiers: the fast path over lines grouped by field count, then `check_record`."""
     parts: list[ParsedBatch] = []
-    known_width = np.zeros(len(texts), dtype=bool)
-    for width in by_width:
-        known_width |= widths == width
-    retry: list[int] = np.flatnonzero(~known_width).tolist()
-    for width, slots in by_width.items():
-        positions = np.flatnonzero(widths == width).tolist()
-        if positions:
-            accepted, rejected_positions = _fast_path(texts, positions, slots, first_line, schema)
-            parts.append(accepted)
-            retry.extend(rejected_positions)
+    retry: list[int] = list(range(len(texts)))
+    if fast and texts:
+        # Lines are grouped by field count so that each group can be cut into columns at once.
+        widths = np.fromiter(map(str.count, texts, repeat(",")), np.int64, len(texts)) + 1
+        joined = "".join(texts)
+        if '"' in joined or "\x00" in joined or "\ufeff" in joined:
+            # Quoted fields, and lines `_check_line_text` rejects whatever their fields hold (a
+            # NUL, a byte-order mark), are for `check_record`; the fast path reads none of them.
+            widths[
+                [i for i, text in enumerate(texts) if '"' in text or "\x00" in text or "\ufeff" in text]
+            ] = 0
+        if max(map(len, texts)) > MAX_LINE_CHARS:
+            widths[[i for i, text in enumerate(texts) if len(text) > MAX_LINE_CHARS]] = 0
+        if 1 in by_width:
+            # A blank line is not a record, even where a record may have a single field.
+            widths[[i for i, text in enumerate(texts) if is_blank(text)]] = 0
+        known_width = np.zeros(len(texts), dtype=bool)
+        for width in by_width:
+            known_width |= widths == width
+        retry = np.flatnonzero(~known_width).tolist()
+        for width, slots in by_width.items():
+            positions = np.flatnonzero(widths == width).tolist()
+            if positions:
+                accepted, rejected_positions = _fast_path(texts, positions, slots, numbers, schema)
+                parts.append(accepted)
+                retry.extend(rejected_positions)
+    slow = [(numbers[i], texts[i]) for i in sorted(retry) if not is_blank(texts[i])]
+    parts.append(_slow_path(slow, rejections, schema, by_width))
+    return parts
+
+
+# ------------------------------------------------------------------------- byte-level path
+
+_PAD: Final = MAX_SPELLING_BYTES + 2 * WORD_BYTES
+"""Zero bytes after a chunk, so that a word read at any cell's start stays inside the buffer."""
+_MASKS: Final = np.array([(1 << (8 * n)) - 1 for n in range(WORD_BYTES + 1)], dtype=np.uint64)
+"""`_MASKS[n]` keeps the first n bytes of a little-endian word."""
+_ZEROS: Final = np.uint64(0x3030303030303030)
+_HIGH_NIBBLES: Final = np.uint64(0xF0F0F0F0F0F0F0F0)
+_SIXES: Final = np.uint64(0x0606060606060606)
+_MAX_DIGITS: Final = 2 * WORD_BYTES
+"""Whole numbers of more digits are left to the text tiers (they exceed what float64 holds
+exactly anyway)."""
+_SPACE: Final = ord(" ")
+
+Stages = dict[str, float]
+"""Seconds per stage of the byte-level path, summed over calls (benchmarks/parse_speed.py)."""
+
+
+def _lap(stages: Stages | None, name: str, started: float) -> float:
+    now = time.perf_counter()
+    if stages is not None:
+        stages[name] = stages.get(name, 0.0) + now - started
+    return now
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """A chunk's bytes as numpy views: bytes, and the 8 bytes starting at each offset as one
+    little-endian word (an unaligned strided view, no copy per word)."""
+
+    size: int
+    padded: npt.NDArray[np.uint8]
+    words: npt.NDArray[np.uint64]
+
+    @classmethod
+    def of(cls, data: bytes) -> _Chunk:
+        padded = np.zeros(len(data) + _PAD, dtype=np.uint8)
+        padded[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+        words = np.ndarray(
+            shape=(len(padded) - WORD_BYTES + 1,), dtype="<u8", buffer=padded.data, strides=(1,)
+        )
+        return cls(len(data), padded, words)
+
+
+def _byte_path(
+    data: bytes,
+    schema: CompiledSchema,
+    by_width: Mapping[int, tuple[int, ...]],
+    header_at: int | None,
+    first_line: int,
+    stages: Stages | None = None,
+) -> tuple[ParsedBatch, list[tuple[int, bytes, bool]]]:
+    """Accept the plainly valid lines of a CSV chunk straight from its bytes.
+
+    A line is a candidate when it is printable ASCII without a quote (CRLF aside), has a
+    field count the layout allows, and is not the header. Its cells are cut at the commas,
+    stripped of spaces and read column by column: table spellings through `ByteVocabulary`,
+    whole numbers eight digits per word, decimals by numpy's parser. Any line with a cell that
+    is not plainly valid, and every line that is not a candidate, is handed back (offset, raw
+    bytes, whether it is the chunk's last line) to the text tiers, which accept it or give
+    the reason it is rejected. Empty lines are blank and dropped here.
+    """
+    started = time.perf_counter()
+    chunk = _Chunk.of(data)
+    buf = chunk.padded[: chunk.size]
+    # Commas and line feeds in one pass: each line's commas lie between its line feed and the
+    # previous one in `delimiters`.
+    delimiters = np.flatnonzero((buf == ord(",")) | (buf == ord("\n")))
+    breaks_at = np.flatnonzero(buf.take(delimiters) == ord("\n"))
+    breaks = delimiters.take(breaks_at)
+    count = len(breaks) + 1
+    starts = np.empty(count, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = breaks + 1
+    stops = np.empty(count, dtype=np.int64)
+    stops[:-1] = breaks
+    stops[-1] = chunk.size
+    first_delimiter = np.empty(count, dtype=np.int64)
+    first_delimiter[0] = 0
+    first_delimiter[1:] = breaks_at + 1
+    commas = np.empty(count, dtype=np.int64)
+    commas[:-1] = breaks_at - first_delimiter[:-1]
+    commas[-1] = len(delimiters) - first_delimiter[-1]
+    ends = stops.copy()
+    # The CR of a CRLF belongs to the line break; any other CR is an odd byte.
+    crlf = np.flatnonzero((buf.take(np.maximum(breaks - 1, 0)) == ord("\r")) & (breaks > starts[:-1]))
+    ends[crlf] -= 1
+    odd = ((buf - 32) > 94) | (buf == ord('"'))
+    irregular = np.zeros(count, dtype=bool)
+    if np.count_nonzero(odd) > len(breaks) + len(crlf):  # more than line breaks
+        odd[breaks] = False
+        odd[ends[crlf]] = False
+        irregular[np.searchsorted(breaks, np.flatnonzero(odd))] = True
+    lengths = ends - starts
+    irregular |= lengths > MAX_LINE_CHARS
     if header_at is not None:
-        retry.remove(header_at)
-    slow = [(first_line + i, texts[i]) for i in sorted(retry) if not is_blank(texts[i])]
-    parts.append(_slow_path(slow, rejections, schema, by_width, layout))
+        irregular[header_at] = True
+    started = _lap(stages, "lines: delimiters, odd bytes", started)
+    parts: list[ParsedBatch] = []
+    taken = np.zeros(count, dtype=bool)
+    for width, slots in by_width.items():
+        rows = np.flatnonzero(~irregular & (commas == width - 1) & (lengths > 0))
+        if rows.size:
+            used = [place for place, slot in enumerate(slots) if slot != IGNORED_SLOT]
+            cut = delimiters[first_delimiter[rows] + np.arange(width - 1, dtype=np.int64)[:, None]]
+            cell_starts = np.empty((width, rows.size), dtype=np.int64)
+            cell_starts[0] = starts[rows]
+            cell_starts[1:] = cut + 1
+            cell_ends = np.empty((width, rows.size), dtype=np.int64)
+            cell_ends[:-1] = cut
+            cell_ends[-1] = ends[rows]
+            started = _lap(stages, "cells: cut at commas", started)
+            cell_starts, cell_ends = _strip(chunk, cell_starts[used], cell_ends[used])
+            started = _lap(stages, "cells: strip spaces", started)
+            accepted, ok = _byte_columns(
+                chunk, schema, [slots[place] for place in used], cell_starts, cell_ends - cell_starts, stages
+            )
+            started = time.perf_counter()
+            accepted.lines = (rows[ok] + first_line).tolist()
+            parts.append(accepted)
+            taken[rows[ok]] = True
+    left = ~taken & (lengths > 0)
+    if header_at is not None:
+        left[header_at] = False
+    leftover = np.flatnonzero(left).tolist()
+    lines = [(offset, data[starts[offset] : stops[offset]], offset == count - 1) for offset in leftover]
     batch = _merge(parts, schema)
-    batch.ignored_columns = ignored
-    return batch
+    _lap(stages, "accepted lines, lines handed back", started)
+    return batch, lines
+
+
+def _byte_columns(
+    chunk: _Chunk,
+    schema: CompiledSchema,
+    slots: list[int],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    stages: Stages | None,
+) -> tuple[ParsedBatch, npt.NDArray[np.bool_]]:
+    """Read stripped cells (one row per used column, in `slots`) of some lines; which lines are
+    plainly valid."""
+    started = time.perf_counter()
+    count = starts.shape[1]
+    row_of = {slot: row for row, slot in enumerate(slots)}
+    ok = np.ones(count, dtype=bool)
+    matrix = np.empty((count, schema.width), dtype=np.float32)
+    coded = [index for index in range(schema.width) if index in schema.codes]
+    if coded:
+        rows = [row_of[index] for index in coded]
+        values, found = _lookup(
+            schema.byte_codes,
+            chunk,
+            starts[rows].ravel(),
+            lengths[rows].ravel(),
+            np.repeat(np.array(coded, dtype=np.int64), count),
+        )
+        matrix[:, coded] = values.reshape(len(coded), count).T
+        ok &= found.reshape(len(coded), count).all(axis=0)
+        started = _lap(stages, "categories: lookup", started)
+    for kind in ("integer", "number"):
+        indices = [index for index in schema.numeric if schema.features[index].type == kind]
+        if indices:
+            rows = [row_of[index] for index in indices]
+            values, good = _numeric_cells(chunk, schema, kind, indices, starts[rows], lengths[rows])
+            matrix[:, indices] = values.T
+            ok &= good.all(axis=0)
+            started = _lap(stages, f"numbers: {kind} parse and range", started)
+    ids = None
+    if ID_SLOT in row_of:
+        ids = _cell_texts(chunk, starts[row_of[ID_SLOT]], lengths[row_of[ID_SLOT]])
+    actual: list[Actual] | None = None
+    if TARGET_SLOT in row_of:
+        actual, good = _target_cells(chunk, schema, starts[row_of[TARGET_SLOT]], lengths[row_of[TARGET_SLOT]])
+        ok &= good
+    if ok.all():
+        features = matrix
+    else:
+        keep = np.flatnonzero(ok)
+        features = matrix[keep]
+        kept = keep.tolist()
+        actual = [actual[i] for i in kept] if actual is not None else None
+        ids = [ids[i] for i in kept] if ids is not None else None
+    _lap(stages, "ids, target, keep", started)
+    return ParsedBatch(lines=[], features=features, actual=actual, ids=ids), ok
+
+
+def _strip(
+    chunk: _Chunk, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Cell bounds without leading and trailing spaces, as `str.strip` leaves a cell of a plain
+    line (the only whitespace printable ASCII has is the space)."""
+    padded = chunk.padded
+    while True:
+        step = (padded.take(starts) == _SPACE) & (starts < ends)
+        if not step.any():
+            break
+        starts += step
+    while True:
+        step = (padded.take(ends - 1) == _SPACE) & (ends > starts)
+        if not step.any():
+            break
+        ends -= step
+    return starts, ends
+
+
+def _lookup(
+    vocabulary: ByteVocabulary,
+    chunk: _Chunk,
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    columns: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Each cell's value in `vocabulary`, and whether the cell is exactly one of its spellings."""
+    if not len(vocabulary.lengths) or not len(starts):
+        return np.full(len(starts), math.nan), np.zeros(len(starts), dtype=bool)
+    first = chunk.words.take(starts) & _MASKS.take(np.minimum(lengths, WORD_BYTES))
+    last = chunk.words.take(np.maximum(starts + lengths - WORD_BYTES, 0))
+    last[lengths <= WORD_BYTES] = 0
+    key = spelling_key(lengths, first, last, column_salt(columns))
+    entry = vocabulary.table.take(((key * vocabulary.multiplier) >> vocabulary.shift).astype(np.intp))
+    candidate = np.maximum(entry, 0)
+    found = (
+        (entry >= 0)
+        & (vocabulary.lengths.take(candidate) == lengths)
+        & (vocabulary.first.take(candidate) == first)
+        & (vocabulary.last.take(candidate) == last)
+        & (vocabulary.columns.take(candidate) == columns)
+    )
+    long = np.flatnonzero(found & (lengths > 2 * WORD_BYTES))
+    if long.size:
+        # First and last words cover spellings up to 16 bytes; longer ones are compared whole.
+        long_starts, long_lengths, long_entries = starts[long], lengths[long], candidate[long]
+        same = np.ones(long.size, dtype=bool)
+        for k in range(1, vocabulary.middle.shape[1] + 1):
+            remaining = np.clip(long_lengths - WORD_BYTES * k, 0, WORD_BYTES)
+            word = chunk.words.take(long_starts + WORD_BYTES * k) & _MASKS.take(remaining)
+            same &= vocabulary.middle[long_entries, k - 1] == word
+        found[long] = same
+    return vocabulary.values.take(candidate), found
+
+
+def _numeric_cells(
+    chunk: _Chunk,
+    schema: CompiledSchema,
+    kind: str,
+    indices: list[int],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Integer or number columns (one row each): values (NaN for a missing marker, checked
+    first as `check_value` does) and which cells are plainly valid, range included."""
+    shape = starts.shape
+    flat_starts, flat_lengths = starts.ravel(), lengths.ravel()
+    if kind == "integer":
+        values, good = _whole_numbers(chunk, flat_starts, flat_lengths)
+    else:
+        values, good = _decimal_numbers(chunk, flat_starts, flat_lengths)
+    values, good = values.reshape(shape), good.reshape(shape)
+    bounds = [schema.features[index].range or (-math.inf, math.inf) for index in indices]
+    low = np.array([bound[0] for bound in bounds])[:, None]
+    high = np.array([bound[1] for bound in bounds])[:, None]
+    good &= (values >= low) & (values <= high)
+    for row, index in enumerate(indices):
+        if schema.missing[index]:
+            _, missing = _lookup(
+                schema.byte_codes, chunk, starts[row], lengths[row], np.full(shape[1], index, dtype=np.int64)
+            )
+            values[row, missing] = math.nan
+            good[row] |= missing
+    return values, good
+
+
+def _whole_numbers(
+    chunk: _Chunk, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Cells that are an optional sign and 1 to 16 ASCII digits, as float64 (as `float(int(text))`)."""
+    first = chunk.padded.take(starts)
+    signed = ((first == ord("+")) | (first == ord("-"))) & (lengths > 0)
+    digits = lengths - signed
+    good = (digits >= 1) & (digits <= _MAX_DIGITS)
+    digits = np.clip(digits, 1, _MAX_DIGITS)
+    begin = starts + signed
+    high = np.maximum(digits - WORD_BYTES, 0)
+    whole, low_good = _eight_digits(chunk.words.take(begin + high), digits - high)
+    good &= low_good
+    long = np.flatnonzero(high)
+    if long.size:
+        high_value, high_good = _eight_digits(chunk.words.take(begin[long]), high[long])
+        whole[long] += high_value * np.uint64(10**WORD_BYTES)
+        good[long] &= high_good
+    signed_whole = whole.view(np.int64)
+    np.negative(signed_whole, out=signed_whole, where=first == ord("-"))
+    return signed_whole.astype(np.float64), good
+
+
+def _eight_digits(
+    words: npt.NDArray[np.uint64], digits: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """The number the first `digits` (1-8) bytes of each word spell, and whether they are all
+    ASCII digits: the word is shifted so that its digits end at its last byte and '0's fill
+    the front, then summed pairwise (SWAR, as simdjson parses eight digits)."""
+    spare = WORD_BYTES - digits
+    word = ((words & _MASKS.take(digits)) << (spare.view(np.uint64) * np.uint64(8))) | (
+        _ZEROS & _MASKS.take(spare)
+    )
+    good = ((word & _HIGH_NIBBLES) == _ZEROS) & (((word + _SIXES) & _HIGH_NIBBLES) == _ZEROS)
+    word = ((word & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561)) >> np.uint64(8)
+    word = ((word & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    word = ((word & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+    return word, good
+
+
+def _cell_bytes(
+    chunk: _Chunk, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], separator: bytes
+) -> str:
+    """The cells' text joined by `separator` (a byte no cell of a plain line holds)."""
+    if not len(starts):
+        return ""
+    spans = lengths + 1
+    total = int(spans.sum())
+    begins = np.cumsum(spans) - spans
+    index = np.arange(total, dtype=np.int64) + np.repeat(starts - begins, spans)
+    joined = chunk.padded[index]
+    joined[begins + lengths] = ord(separator)
+    text: str = joined[:-1].tobytes().decode("ascii")
+    return text
+
+
+def _cell_texts(chunk: _Chunk, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> list[str]:
+    return _cell_bytes(chunk, starts, lengths, b"\n").split("\n") if len(starts) else []
+
+
+def _decimal_numbers(
+    chunk: _Chunk, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Cells that `_NUMBER` matches and that are finite, read by numpy's parser in one call
+    (the same correctly rounded conversion as `float`); a column with any other cell is read
+    cell by cell."""
+    if not len(starts):
+        return np.empty(0, dtype=np.float64), np.empty(0, dtype=bool)
+    joined = _cell_bytes(chunk, starts, lengths, b",")
+    if _NUMBERS.fullmatch(joined):
+        values = np.fromstring(joined, dtype=np.float64, sep=",")
+        return values, np.isfinite(values)
+    texts = joined.split(",")
+    values = np.array(
+        [float(text) if _NUMBER.fullmatch(text) else math.nan for text in texts], dtype=np.float64
+    )
+    return values, np.isfinite(values)
+
+
+def _target_cells(
+    chunk: _Chunk, schema: CompiledSchema, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> tuple[list[Actual], npt.NDArray[np.bool_]]:
+    """The target's values as `check_actual` reads them: missing markers first, then labels
+    (and their aliases) or numbers."""
+    codes, found = _lookup(schema.byte_labels, chunk, starts, lengths, np.zeros(len(starts), dtype=np.int64))
+    labels = schema.label_values
+    if schema.target.task != "regression":
+        actual: list[Actual] = [
+            labels[int(code)] if known and code >= 0 else None
+            for known, code in zip(found.tolist(), codes.tolist(), strict=True)
+        ]
+        return actual, found
+    values, good = _decimal_numbers(chunk, starts, lengths)
+    missing = found  # a regression target's table holds only its missing markers
+    actual = [
+        None if absent else value for absent, value in zip(missing.tolist(), values.tolist(), strict=True)
+    ]
+    return actual, good | missing
 
 
 def _fast_path(
-    texts: list[str], positions: list[int], slots: tuple[int, ...], first_line: int, schema: CompiledSchema
+    texts: list[str],
+    positions: list[int],
+    slots: tuple[int, ...],
+    line_numbers: list[int],
+    schema: CompiledSchema,
 ) -> tuple[ParsedBatch, list[int]]:
     """Accept the lines at `positions` that are plainly valid, column by column.
 
@@ -473,7 +992,7 @@ def _fast_path(
     keep = np.flatnonzero(ok)
     kept = keep.tolist()
     accepted = ParsedBatch(
-        lines=(np.array(positions, dtype=np.int64)[keep] + first_line).tolist(),
+        lines=[line_numbers[positions[i]] for i in kept],
         features=matrix[keep],
         actual=[actual[i] for i in kept] if actual is not None else None,
         ids=[ids[i] for i in kept] if ids is not None else None,
@@ -579,7 +1098,6 @@ def _slow_path(
     rejections: list[Rejection],
     schema: CompiledSchema,
     by_width: Mapping[int, tuple[int, ...]],
-    layout: Layout,
 ) -> ParsedBatch:
     numbers: list[int] = []
     rows: list[list[float]] = []
