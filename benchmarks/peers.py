@@ -8,8 +8,8 @@ field order, the income column included, as the census extract has it), made onc
 --data-dir (a folder in the temporary directory by default).
 
 Contestants, each a fresh process, timed from outside (wall seconds) with its own peak RSS and CPU
-seconds (`os.wait4` on that child: the usage of that one process, unlike
-`getrusage(RUSAGE_CHILDREN)`, which keeps the largest of all children so far):
+seconds, as GNU time (or, without it, a small wrapper calling `os.wait4`) reports them for that one
+process (see `measuring`):
 
 - `predictflow predict FILE -o OUT`, the console script, with this checkout's `src` first on the path;
 - the polars peer (`peers.py peer polars FILE OUT`): `polars.read_csv` (no header, the bundle's
@@ -207,20 +207,54 @@ class Measured:
         return {name: statistics.median(values) for name, values in asdict(self).items()}
 
 
+GNU_TIME = Path("/usr/bin/time")
+USAGE_FORMAT = "%M %U %S"
+WRAPPER = """
+import os, sys
+report, command = sys.argv[1], sys.argv[2:]
+pid = os.posix_spawn(command[0], command, os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as out:
+    out.write(f"{usage.ru_maxrss} {usage.ru_utime} {usage.ru_stime}\\n")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+"""Reports a command's peak RSS (KiB) and CPU seconds as `USAGE_FORMAT` does, where GNU time is not."""
+
+
+def measuring(report: Path, wrapper: bool | None = None) -> list[str]:
+    """What to put before a command so that its own usage lands in `report`.
+
+    Not `os.wait4` on a child of this process: Linux keeps a process's peak RSS across `exec`, so
+    a child spawned by a large parent (this one, once it has read the outputs) reports at least
+    the parent's peak. GNU time, or a small wrapper, spawns the command from a small process."""
+    if wrapper is None:
+        wrapper = not GNU_TIME.exists()
+    if wrapper:
+        return [sys.executable, "-S", "-c", WRAPPER, str(report)]
+    return [str(GNU_TIME), "-f", USAGE_FORMAT, "-o", str(report)]
+
+
 def run_measured(
-    command: Sequence[str], environment: Mapping[str, str], log: Path
+    command: Sequence[str], environment: Mapping[str, str], log: Path, *, wrapper: bool | None = None
 ) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds and peak RSS (MiB) of one fresh process."""
+    report = log.with_suffix(".usage")
     with log.open("wb") as stderr:
         started = time.perf_counter()
-        process = subprocess.Popen(command, env=dict(environment), stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
+        done = subprocess.run(
+            [*measuring(report, wrapper), *command],
+            env=dict(environment),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            check=False,
+        )
         wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if done.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        raise SystemExit(f"{' '.join(command)} ended with {process.returncode}:\n" + "\n".join(tail))
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: KiB
+        raise SystemExit(f"{' '.join(command)} ended with {done.returncode}:\n" + "\n".join(tail))
+    kib, user, system = report.read_text().split()[-3:]  # GNU time puts a note before a failure's
+    return wall, float(user) + float(system), int(kib) / 1024
 
 
 def commands(data: Path, work: Path, readers: Sequence[str]) -> dict[str, list[str]]:

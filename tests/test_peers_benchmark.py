@@ -64,3 +64,17 @@ def test_the_record_file_repeats_the_source_and_is_made_once(tmp_path: Path) -> 
     made = path.stat().st_mtime_ns
     assert peers.make_data(tmp_path / "data", 5, source) == path
     assert path.stat().st_mtime_ns == made
+
+
+@pytest.mark.parametrize("wrapper", [True, *([False] if peers.GNU_TIME.exists() else [])])
+def test_a_process_is_measured_alone_not_with_the_benchmark(tmp_path: Path, wrapper: bool) -> None:
+    ballast = b"\x01" * (200 * 1024 * 1024)  # this process's peak RSS, which a child's exec keeps
+    wall, cpu, rss = peers.run_measured(
+        [sys.executable, "-S", "-c", "x = b'1' * (40 * 1024 * 1024)"],
+        {},
+        tmp_path / "child.log",
+        wrapper=wrapper,
+    )
+    assert len(ballast) > 0
+    assert 40 < rss < 100
+    assert 0 <= cpu < wall + 1
