@@ -17,7 +17,6 @@ from predictflow.records import parse_chunk
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-pytest.importorskip("polars")
 
 import peers  # noqa: E402
 
