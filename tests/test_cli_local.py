@@ -139,9 +139,10 @@ def test_many_files_leave_stdout_to_the_summary(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["totals"] == {"records": 110, "predicted": 110, "dead_lettered": 0}
 
 
-def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
+def test_local_up_serves_until_ctrl_c_and_logs_each_execution(tmp_path: Path) -> None:
     port = free_port()
-    command = [str(Path(sys.executable).parent / "predictflow"), "local", "up", "--port", str(port)]
+    command = [str(Path(sys.executable).parent / "predictflow"), "local", "up", "--port", str(port),
+               "--state-dir", str(tmp_path / "state")]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None

@@ -1,0 +1,120 @@
+"""The local stack's state across restarts: `local up` stopped and started again keeps its
+buckets, tables, executions (with their histories) and dead letters."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from predictflow.cli import cli
+from predictflow.local.persistence import STATE_FILE
+from tests.fixtures import EVENTS
+from tests.test_cli_local import free_port
+
+
+@contextmanager
+def local_up(port: int, *options: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`predictflow local up` as a user runs it, until its banner; yields it and the banner."""
+    command = [str(Path(sys.executable).parent / "predictflow"), "local", "up", "--port", str(port),
+               "--no-console", *options]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        deadline = time.monotonic() + 90
+        banner = ""
+        while "Ctrl-C stops" not in banner and server.poll() is None and time.monotonic() < deadline:
+            banner += server.stdout.readline()
+        yield server, banner
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def stop(server: subprocess.Popen[str]) -> str:
+    server.send_signal(signal.SIGINT)
+    rest, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, rest
+    return rest
+
+
+def run(*arguments: str) -> Result:
+    return CliRunner().invoke(cli, ["--local", *arguments])
+
+
+def test_a_restart_keeps_files_tables_executions_and_dead_letters(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    with local_up(port, "--state-dir", str(state)) as (server, banner):
+        assert f"state kept in {state}" in banner, banner
+        uploaded = run("upload", str(EVENTS / "records-mixed.csv"))
+        assert uploaded.exit_code == 0, uploaded.output
+        assert server.stdout is not None
+        log = ""
+        while "succeeded" not in log:
+            log += server.stdout.readline()
+        assert "saving the state" in stop(server)
+    assert (state / STATE_FILE).stat().st_size > 0
+
+    with local_up(port, "--state-dir", str(state)) as (server, banner):
+        assert f"state taken up from {state}" in banner, banner
+        listed = run("executions", "--json")
+        assert listed.exit_code == 0, listed.output
+        executions = json.loads(listed.stdout)
+        assert [(e["status"], e["source_key"]) for e in executions] == [
+            ("SUCCEEDED", "incoming/records-mixed.csv")
+        ]
+        name = executions[0]["execution_arn"].rsplit(":", 1)[-1]
+        shown = run("show", name)
+        assert shown.exit_code == 0, shown.output
+        # The history came back: the Map's iterations and the last state.
+        assert "Validate" in shown.stdout
+        assert "Finalize" in shown.stdout
+        dead = run("dead-letters", "--json")
+        assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
+        results = run("results", "incoming/records-mixed.csv")
+        assert results.exit_code == 0, results.output
+        assert len([line for line in results.stdout.splitlines() if line.startswith("{")]) == 3
+        fixed = tmp_path / "fixed.csv"
+        good = (EVENTS / "records-good.csv").read_text().splitlines()
+        fixed.write_text(f"{good[0]}\n{good[1]}\n")
+        replayed = run(
+            "replay", "--source", "incoming/records-mixed.csv", "--fixed", str(fixed), "--wait", "60"
+        )
+        assert replayed.exit_code == 0, replayed.output
+        assert "replayed 2 entries as" in replayed.stdout
+        stop(server)
+
+    # The restart deployed nothing twice: one of each bucket, table and state machine.
+    with local_up(port, "--state-dir", str(state)) as (server, banner):
+        assert "state taken up" in banner
+        assert run("dead-letters", "--json").stdout == ""  # replayed, and that too was kept
+        assert len(json.loads(run("executions", "--json").stdout)) == 2
+        stop(server)
+
+
+def test_a_damaged_state_is_refused_with_a_way_out(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / STATE_FILE).write_bytes(b"predictflow local stack state\n{}\n")
+    port = free_port()
+    with local_up(port, "--state-dir", str(state)) as (server, banner):
+        rest, _ = server.communicate(timeout=60)
+        output = banner + rest
+    assert server.returncode == 1
+    assert "was saved with state format None" in output
+    assert "--fresh" in output
+    assert "Traceback" not in output
+    with local_up(port, "--state-dir", str(state), "--fresh") as (server, banner):
+        assert "the saved state is kept as" in banner
+        assert "Ctrl-C stops" in banner
+        stop(server)
+    assert len(list(state.glob(f"{STATE_FILE}.*.old"))) == 1
