@@ -203,3 +203,13 @@ def test_local_finds_a_stack_served_on_another_port_and_says_when_it_is_starting
         clear_local_state()
         server.stop()
     assert local_endpoint() == "http://127.0.0.1:4566"  # once it stopped, the default port again
+
+
+def test_local_run_log_level_info_prints_the_functions_lines_on_stderr_not_in_the_summary() -> None:
+    mixed = str(EVENTS / "records-mixed.csv")
+    verbose = CliRunner().invoke(cli, ["local", "run", mixed, "--json", "--log-level", "INFO"])
+    assert verbose.exit_code == 0, verbose.output
+    assert json.loads(verbose.stdout)["totals"]["dead_lettered"] == 2
+    assert '"message":"validated chunk"' in verbose.stderr
+    quiet = CliRunner().invoke(cli, ["local", "run", mixed, "--json"])
+    assert "validated chunk" not in quiet.stderr

@@ -4,6 +4,7 @@ buckets, tables, executions (with their histories) and dead letters."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -12,10 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from predictflow.cli import cli
 from predictflow.local.persistence import STATE_FILE
+from predictflow.local.stack import MOTO_STATE_DUMP
+from tests.conftest import running_stack
 from tests.fixtures import EVENTS
 from tests.test_cli_local import free_port
 
@@ -118,3 +122,19 @@ def test_a_damaged_state_is_refused_with_a_way_out(tmp_path: Path) -> None:
         assert "Ctrl-C stops" in banner
         stop(server)
     assert len(list(state.glob(f"{STATE_FILE}.*.old"))) == 1
+
+
+def test_every_local_stack_keeps_moto_s_state_dump_off_the_terminal(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Not only the CLI's: any LocalStack (tests, notebooks, benchmarks) silences it, and the
+    failed execution still keeps its error and cause."""
+    with caplog.at_level(logging.DEBUG), running_stack() as stack:
+        stack.upload(tmp_path / "empty.csv", key="incoming/empty.csv", body=b"")
+        (failed,) = stack.wait_for_executions(1)
+    assert failed["status"] == "FAILED"
+    assert failed["error"]
+    assert failed["cause"]
+    dumps = [r for r in caplog.records if r.name.startswith("moto.stepfunctions")]
+    assert dumps == []
+    assert logging.getLogger(MOTO_STATE_DUMP).level == logging.NOTSET  # given back on stop

@@ -27,6 +27,7 @@ from predictflow.cli.aws import DEFAULT_STACK, LOCAL_REGION, LOCAL_STACK, Aws, e
 from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload
 from predictflow.cli.console import console
 from predictflow.cli.local import local
+from predictflow.cli.logs import logs
 from predictflow.cli.model import model
 from predictflow.cli.predict import predict
 from predictflow.cli.send import send
@@ -102,6 +103,7 @@ def _discard_stdout() -> None:
 for command in (predict, local, model, upload, executions, show, results, dead_letters, replay, dlq, console):
     cli.add_command(command)
 cli.add_command(send)
+cli.add_command(logs)
 
 
 def main() -> None:
