@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +19,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from predictflow.cli import cli
-from predictflow.local.persistence import STATE_FILE
+from predictflow.local.moto_bridge import Invocation
+from predictflow.local.persistence import STATE_FILE, STOPPED_ERROR
 from predictflow.local.stack import MOTO_STATE_DUMP
 from tests.conftest import running_stack
 from tests.fixtures import EVENTS
@@ -138,3 +141,37 @@ def test_every_local_stack_keeps_moto_s_state_dump_off_the_terminal(
     dumps = [r for r in caplog.records if r.name.startswith("moto.stepfunctions")]
     assert dumps == []
     assert logging.getLogger(MOTO_STATE_DUMP).level == logging.NOTSET  # given back on stop
+
+
+def test_an_execution_running_when_the_state_was_saved_comes_back_aborted_and_its_file_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    fetched, release = threading.Event(), threading.Event()
+
+    def hold_after_fetch(invocation: Invocation) -> None:
+        if "FetchFunction" in invocation.function:  # the execution waits here, RUNNING
+            fetched.set()
+            release.wait(60)
+
+    with running_stack(state_dir=state) as stack:
+        stack.invoker.on_invoke(hold_after_fetch)
+        key = stack.upload(EVENTS / "records-good.csv", key="incoming/interrupted.csv")
+        assert fetched.wait(60)
+        stack.save_state()  # as the periodic save would, or a `local up` killed now
+        shutil.copy(state / STATE_FILE, tmp_path / "while-running")
+        release.set()
+        stack.wait_for_executions(1)
+    shutil.copy(tmp_path / "while-running", state / STATE_FILE)
+
+    with running_stack(state_dir=state) as again:
+        (arn,) = again.aborted_on_restore
+        described = again.describe(arn)
+        assert (described["status"], described["error"]) == ("ABORTED", STOPPED_ERROR)
+        history = again.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+        assert history[-1]["type"] == "ExecutionAborted"
+        # As for any aborted execution, the status change event closes its file: one dead letter.
+        deadline = time.monotonic() + 30
+        while not (dead := again.results().dead_letters(source_key=key)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [entry["error_type"] for entry in dead] == ["ExecutionAborted"]
