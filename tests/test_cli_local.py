@@ -105,9 +105,16 @@ def test_a_failed_execution_keeps_its_error_and_cause_in_the_summary(tmp_path: P
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free port whose next one is free too: `local up` serves the API on --port + 1."""
+    while True:
+        with socket.socket() as probe, socket.socket() as next_one:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            try:
+                next_one.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def test_the_served_stack_answers_the_cli_over_http() -> None:

@@ -175,3 +175,26 @@ def test_an_execution_running_when_the_state_was_saved_comes_back_aborted_and_it
         while not (dead := again.results().dead_letters(source_key=key)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert [entry["error_type"] for entry in dead] == ["ExecutionAborted"]
+
+
+def test_the_state_is_saved_after_executions_end_so_a_killed_stack_keeps_them(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    with local_up(port, "--state-dir", str(state)) as (server, banner):
+        assert "Ctrl-C stops" in banner, banner
+        uploaded = run("upload", str(EVENTS / "records-mixed.csv"))
+        assert uploaded.exit_code == 0, uploaded.output
+        assert server.stdout is not None
+        log = ""
+        while "succeeded" not in log:
+            log += server.stdout.readline()
+        deadline = time.monotonic() + 30
+        while not (state / STATE_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        server.kill()  # no Ctrl-C, no save on the way out
+        server.wait()
+    with local_up(port, "--state-dir", str(state)) as (server, banner):
+        assert "state taken up" in banner
+        dead = run("dead-letters", "--json")
+        assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
+        stop(server)
