@@ -20,7 +20,13 @@ from click.testing import CliRunner, Result
 
 from predictflow.cli import cli
 from predictflow.local.moto_bridge import Invocation
-from predictflow.local.persistence import STATE_FILE, STOPPED_ERROR
+from predictflow.local.persistence import (
+    STATE_FILE,
+    STOPPED_ERROR,
+    StateMismatch,
+    StateStore,
+    fingerprint,
+)
 from predictflow.local.stack import MOTO_STATE_DUMP
 from tests.conftest import running_stack
 from tests.fixtures import EVENTS
@@ -198,3 +204,19 @@ def test_the_state_is_saved_after_executions_end_so_a_killed_stack_keeps_them(tm
         dead = run("dead-letters", "--json")
         assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
         stop(server)
+
+
+def test_a_state_of_another_template_is_refused_before_it_is_unpickled(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text("Resources: {}\n")
+
+    def store(parameters: dict[str, str]) -> StateStore:
+        return StateStore(tmp_path, fingerprint(template, parameters, "predictflow-local", "us-east-1"))
+
+    store({}).save("abcd1234")
+    assert store({}).load() is not None
+    with pytest.raises(StateMismatch, match=r"saved with parameters \{\}; this stack has parameters"):
+        store({"LogLevel": "INFO"}).load()
+    template.write_text("Resources: {Queue: {Type: AWS::SQS::Queue}}\n")
+    with pytest.raises(StateMismatch, match=r"was saved from another template\.yaml"):
+        store({}).load()

@@ -192,11 +192,17 @@ class StateStore:
             raise StateError(f"the local stack's state {self.path} is damaged: no header")
         for name, wanted in (_versions() | self.made_from).items():
             found = header.get(name)
-            if found != wanted:
+            if found == wanted:
+                continue
+            if name == "template_sha256":
                 raise StateMismatch(
-                    f"the local stack's state {self.path} was saved with {_describe(name, found)}, "
-                    f"this stack has {_describe(name, wanted)}"
+                    f"the local stack's state {self.path} was saved from another template.yaml"
                 )
+            label = _LABELS.get(name, name)
+            raise StateMismatch(
+                f"the local stack's state {self.path} was saved with {label} {found}; "
+                f"this stack has {label} {wanted}"
+            )
         try:
             backends = pickle.loads(stream.read())  # noqa: S301 - a file this program wrote, in the user's folder
         except Exception as error:  # any unpickling failure means a damaged file
@@ -243,19 +249,7 @@ class StateStore:
         return kept
 
 
-def _describe(name: str, value: Any) -> str:
-    labels = {
-        "format": "state format",
-        "moto": "moto",
-        "python": "Python",
-        "template_sha256": "another template.yaml" if value else "no template",
-        "parameters": "parameters",
-        "stack_name": "stack",
-        "region": "region",
-    }
-    if name == "template_sha256":
-        return labels[name] if value else "no template"
-    return f"{labels.get(name, name)} {value}"
+_LABELS: Final = {"format": "state format", "moto": "moto", "python": "Python", "stack_name": "stack"}
 
 
 def _live_backends() -> Iterator[tuple[tuple[str, str, str], Any]]:
