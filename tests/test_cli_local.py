@@ -105,9 +105,16 @@ def test_a_failed_execution_keeps_its_error_and_cause_in_the_summary(tmp_path: P
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free port whose next one is free too: `local up` serves the API on --port + 1."""
+    while True:
+        with socket.socket() as probe, socket.socket() as next_one:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            try:
+                next_one.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def test_the_served_stack_answers_the_cli_over_http() -> None:
@@ -139,9 +146,10 @@ def test_many_files_leave_stdout_to_the_summary(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["totals"] == {"records": 110, "predicted": 110, "dead_lettered": 0}
 
 
-def test_local_up_serves_until_ctrl_c_and_logs_each_execution() -> None:
+def test_local_up_serves_until_ctrl_c_and_logs_each_execution(tmp_path: Path) -> None:
     port = free_port()
-    command = [str(Path(sys.executable).parent / "predictflow"), "local", "up", "--port", str(port)]
+    command = [str(Path(sys.executable).parent / "predictflow"), "local", "up", "--port", str(port),
+               "--state-dir", str(tmp_path / "state")]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
@@ -202,3 +210,13 @@ def test_local_finds_a_stack_served_on_another_port_and_says_when_it_is_starting
         clear_local_state()
         server.stop()
     assert local_endpoint() == "http://127.0.0.1:4566"  # once it stopped, the default port again
+
+
+def test_local_run_log_level_info_prints_the_functions_lines_on_stderr_not_in_the_summary() -> None:
+    mixed = str(EVENTS / "records-mixed.csv")
+    verbose = CliRunner().invoke(cli, ["local", "run", mixed, "--json", "--log-level", "INFO"])
+    assert verbose.exit_code == 0, verbose.output
+    assert json.loads(verbose.stdout)["totals"]["dead_lettered"] == 2
+    assert '"message":"validated chunk"' in verbose.stderr
+    quiet = CliRunner().invoke(cli, ["local", "run", mixed, "--json"])
+    assert "validated chunk" not in quiet.stderr

@@ -37,6 +37,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # The state machine names an action; EventBridge's execution status events carry none.
     action = "execution_ended" if event.get("detail-type") == steps.EXECUTION_ENDED else event["action"]
     logger.append_keys(**log_keys(event), action=action)
+    if "chunk" in event:  # a chunk's routing or dead-lettering: which chunk, as Validate's lines say
+        logger.append_keys(chunk=event["chunk"]["index"])
     result = ACTIONS[action](event)
     counts = {k: v for k, v in result.items() if k in ("status", "records", "predicted", "dead_lettered")}
     logger.info(f"{action} done", extra=counts)

@@ -33,6 +33,7 @@ from predictflow.cli.aws import aws_of, connection_options, explain
 from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload, wait
 from predictflow.cli.console import console
 from predictflow.cli.local import local
+from predictflow.cli.logs import logs
 from predictflow.cli.model import model
 from predictflow.cli.predict import predict
 from predictflow.cli.send import send
@@ -105,6 +106,7 @@ for command in (
 ):
     cli.add_command(command)
 cli.add_command(send)
+cli.add_command(logs)
 
 
 def main() -> None:

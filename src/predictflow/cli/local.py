@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import logging
+import signal
 import socket
 import sys
 import threading
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from predictflow.local.persistence import DEFAULT_STATE_DIR
 
 
 @dataclass
@@ -33,14 +35,8 @@ class FileResult:
     cause: str = ""
 
 
-MOTO_STATE_DUMP = "moto.stepfunctions.parser.asl.component.eval_component"
-
-
-def _quiet_moto() -> None:
-    """moto's Step Functions engine logs each failed state as ERROR with a dump of its internal
-    state (about 1,200 characters). The execution's error and cause stay in its record
-    (describe_execution, `show`, the summary); the dump is of no use on a user's terminal."""
-    logging.getLogger(MOTO_STATE_DUMP).setLevel(logging.CRITICAL)
+LOG_LEVELS = ("INFO", "WARNING", "ERROR")
+"""The template's LogLevel values: the functions' level (POWERTOOLS_LOG_LEVEL) comes from it."""
 
 
 @click.group()
@@ -52,25 +48,69 @@ def local() -> None:
 @click.option("--port", default=4566, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--console-port", default=8765, show_default=True, help="The web console's port (0: any).")
 @click.option("--no-console", is_flag=True, help="Do not serve the web console.")
-def up(port: int, console_port: int, no_console: bool) -> None:
+@click.option(
+    "--state-dir",
+    default=str(DEFAULT_STATE_DIR),
+    show_default=True,
+    help="Keep buckets, tables, executions and logs here across restarts ('' : keep nothing).",
+)
+@click.option("--no-persist", is_flag=True, help="Keep nothing: the stack starts empty and forgets on stop.")
+@click.option(
+    "--fresh", is_flag=True, help="Start empty: the saved state is moved aside (kept, renamed *.old)."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="The functions' log level (the template's LogLevel); read the lines with `predictflow logs`.",
+)
+def up(
+    port: int,
+    console_port: int,
+    no_console: bool,
+    state_dir: str,
+    no_persist: bool,
+    fresh: bool,
+    log_level: str,
+) -> None:
     """Serve the local stack as an AWS endpoint until Ctrl-C, and the web console beside it.
 
     Point the other commands at it with --local (or AWS_ENDPOINT_URL); any AWS SDK works too.
     The console runs in this process on a port of its own: under a path of the stack's port
     it would share moto's routes, where any first path segment is an S3 bucket name.
+
+    The stack's data (buckets, tables, executions with their histories, dead letters, the
+    functions' logs) is saved under --state-dir (relative to this folder) after executions
+    end and on Ctrl-C, and taken up again on the next start. The functions' log lines go to
+    the stack's CloudWatch Logs, as on Lambda: `predictflow --local logs EXECUTION`.
     """
+    from predictflow.local.persistence import StateError, StateMismatch
     from predictflow.local.stack import LocalStack
 
-    _quiet_moto()
     for wanted, role in ((port, ""), (port + 1, " (the API's, --port + 1)")):
         if _port_in_use(wanted):
             raise click.ClickException(f"port {wanted}{role} is in use; use --port")
     from predictflow.cli.aws import clear_local_state, write_local_state
 
     started = time.monotonic()
+    persist = None if no_persist or not state_dir else Path(state_dir)
     # The stream pollers run only where streams are sent to: the served stack.
-    stack = LocalStack(server_port=port, api_port=port + 1, streams=True)
+    stack = LocalStack(
+        server_port=port,
+        api_port=port + 1,
+        streams=True,
+        state_dir=persist,
+        log_level=log_level.upper(),
+        function_logs="none",
+    )
+    if fresh and persist is not None:
+        kept = stack.discard_state()
+        if kept is not None:
+            click.echo(f"starting empty; the saved state is kept as {kept}")
     endpoint = f"http://127.0.0.1:{port}"
+    # SIGTERM (a service manager, `kill`) stops as Ctrl-C does: the state is saved.
+    signal.signal(signal.SIGTERM, _interrupt)
     # `--local` commands find this endpoint, and while it deploys they say it is starting.
     write_local_state(endpoint, ready=False)
     try:
@@ -78,6 +118,13 @@ def up(port: int, console_port: int, no_console: bool) -> None:
     except OSError as error:
         clear_local_state()
         raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror}") from error
+    except StateError as error:
+        clear_local_state()
+        stack.stop()
+        fix = "start empty with --fresh (the old state is kept aside) or without it: --no-persist"
+        if isinstance(error, StateMismatch):
+            fix = f"{fix}; or go back to what saved it"
+        raise click.ClickException(f"{error}\n  {fix}") from error
     except BaseException:
         clear_local_state()
         raise
@@ -86,6 +133,12 @@ def up(port: int, console_port: int, no_console: bool) -> None:
         f"local stack on {stack.endpoint_url}, deployed from template.yaml "
         f"in {time.monotonic() - started:.1f}s"
     )
+    if stack.restored is not None:
+        click.echo(f"state taken up from {persist} (saved {stack.restored.header['saved_at']})")
+    elif persist is not None:
+        click.echo(f"state kept in {persist} across restarts (--no-persist: keep nothing)")
+    for arn in stack.aborted_on_restore:
+        click.echo(f"note: {arn.rsplit(':', 1)[-1]} was running when the stack stopped: now ABORTED")
     for name, value in stack.outputs.items():
         click.echo(f"  {name:26} {value}")
     for note in stack.deployment.notes if stack.deployment else []:
@@ -137,12 +190,19 @@ def up(port: int, console_port: int, no_console: bool) -> None:
                 status = stack.finished_executions[arn]
                 click.echo(f"{_clock()} {status.lower():8} {arn.rsplit(':', 1)[-1]}  {key}")
     except KeyboardInterrupt:
-        click.echo("stopping")
+        click.echo("stopping" + (f"; saving the state to {persist}" if persist is not None else ""))
     finally:
         clear_local_state()
         if served is not None:
             served.stop()
-        stack.stop()
+        try:
+            stack.stop()
+        except StateError as error:
+            raise click.ClickException(str(error)) from error
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _port_in_use(port: int) -> bool:
@@ -180,8 +240,20 @@ def _clock() -> str:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A bundle folder to serve [default: the packaged Adult income bundle].",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="The functions' log level (the template's LogLevel); their lines go to stderr.",
+)
 def run(
-    files: tuple[Path, ...], out_dir: Path | None, as_json: bool, timeout: float, model_dir: Path | None
+    files: tuple[Path, ...],
+    out_dir: Path | None,
+    as_json: bool,
+    timeout: float,
+    model_dir: Path | None,
+    log_level: str,
 ) -> None:
     """Start the local stack, upload FILES under the input prefix and wait for every
     execution: the S3 event starts each one through the EventBridge rule, as on AWS.
@@ -195,11 +267,12 @@ def run(
     from predictflow.local.stack import LocalStack
     from predictflow.pipeline.stores import uploaded_version
 
-    _quiet_moto()
     started = time.monotonic()
     # Nothing outside this process can ask for the stack's Outputs by name, so they are not
     # published to CloudFormation (which would cost moto's CloudFormation start-up).
-    with LocalStack(publish_outputs=False) as stack, _frozen_heap():
+    # The functions' lines go to stderr: stdout is the summary's.
+    stack = LocalStack(publish_outputs=False, log_level=log_level.upper(), function_logs="stderr")
+    with stack, _frozen_heap():
         deploy_seconds = time.monotonic() - started
         if not as_json:
             click.echo(f"local stack deployed from template.yaml in {deploy_seconds:.1f}s", err=True)

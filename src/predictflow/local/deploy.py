@@ -66,11 +66,15 @@ def _placeholder_zip() -> bytes:
 
 
 class Deployer:
-    def __init__(self, client: Callable[[str], Any], invoker: LambdaInvoker, region: str) -> None:
+    def __init__(
+        self, client: Callable[[str], Any], invoker: LambdaInvoker, region: str, suffix: str | None = None
+    ) -> None:
         self._client = client
         self._invoker = invoker
         self._region = region
-        self._suffix = uuid.uuid4().hex[:8]
+        self.suffix = suffix or uuid.uuid4().hex[:8]
+        """What makes this deploy's physical names unique; a restored local stack passes the
+        saved one, so that its deploy makes the resources its saved state holds."""
         self._apis = LocalApis()
 
     def deploy(
@@ -93,7 +97,7 @@ class Deployer:
                 "AWS::StackName": stack_name,
                 "AWS::URLSuffix": "amazonaws.com",
                 "AWS::StackId": (
-                    f"arn:aws:cloudformation:{self._region}:{ACCOUNT_ID}:stack/{stack_name}/{self._suffix}"
+                    f"arn:aws:cloudformation:{self._region}:{ACCOUNT_ID}:stack/{stack_name}/{self.suffix}"
                 ),
             },
         )
@@ -146,7 +150,7 @@ class Deployer:
         return values
 
     def _physical_name(self, stack: str, logical: str, limit: int, lower: bool = False) -> str:
-        name = f"{stack}-{logical}"[: limit - 9] + f"-{self._suffix}"
+        name = f"{stack}-{logical}"[: limit - 9] + f"-{self.suffix}"
         return name.lower() if lower else name
 
     def _creators(self) -> dict[str, Callable[..., tuple[str, dict[str, str]]]]:
@@ -363,7 +367,7 @@ class Deployer:
         if "SourceArn" in props:
             arguments["SourceArn"] = props["SourceArn"]
         self._client("lambda").add_permission(FunctionName=props["FunctionName"], **arguments)
-        return f"{logical}-{self._suffix}", {}
+        return f"{logical}-{self.suffix}", {}
 
     def _queue(self, logical: str, props: dict[str, Any], stack: str, *_: Any) -> tuple[str, dict[str, str]]:
         sqs = self._client("sqs")
@@ -380,7 +384,7 @@ class Deployer:
         document = json.dumps({"Version": "2012-10-17"} | props["PolicyDocument"])
         for url in props["Queues"]:
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": document})
-        return f"{logical}-{self._suffix}", {}
+        return f"{logical}-{self.suffix}", {}
 
     def _event_source_mapping(
         self, logical: str, props: dict[str, Any], stack: str, code_dirs: Any, deployment: Deployment
@@ -400,7 +404,7 @@ class Deployer:
             on_failure=str(props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "")),
         )
         deployment.stream_mappings.append(mapping)
-        return f"{logical}-{self._suffix}", {}
+        return f"{logical}-{self.suffix}", {}
 
     def _kinesis_stream(
         self, logical: str, props: dict[str, Any], stack: str, *_: Any

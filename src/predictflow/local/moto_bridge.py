@@ -32,6 +32,9 @@ state machine target. This module fills exactly those gaps:
    invocations; moto delivers to no Lambda target.
 10. S3 refuses a key longer than 1,024 UTF-8 bytes (`KeyTooLongError`), as AWS does; moto
     stores it, so a test would pass here that fails on AWS.
+11. What a function logs goes to CloudWatch Logs (`FunctionLogs`), as Lambda sends it: log
+    group `/aws/lambda/<function name>`, one stream per container (here: per invocation slot
+    in use), so `predictflow logs` reads the local stack as it reads AWS.
 
 And one addition to aws-lambda-powertools, for concurrent invocations in one process:
 `isolate_powertools_log_keys` gives each invocation its own copy of the Logger's keys
@@ -66,7 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import moto
 
@@ -345,6 +348,91 @@ class StepFunctionsLocalMocks:
         return self._responses[function_name].get(number)
 
 
+class _InvocationLogHandler(logging.Handler):
+    """Keeps each line a function logs inside an invocation, in that invocation's list."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines: list[tuple[float, str]] | None = getattr(_INVOCATION, "log_lines", None)
+        if lines is not None:
+            lines.append((record.created, self.format(record)))
+
+
+class _OutsideInvocations(logging.Filter):
+    """Lets through only what is logged outside invocations (set-up), for a stack whose
+    functions' lines go to CloudWatch Logs alone, as on Lambda."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(_INVOCATION, "log_lines", None) is None
+
+
+class FunctionLogs:
+    """Gap 11: each invocation's log lines into moto's CloudWatch Logs, as Lambda sends a
+    function's output there. A stream stands for a container: an invocation takes a free one
+    (or opens one), and gives it back when it returns, so no stream interleaves two
+    invocations, as on Lambda, where a container runs one invocation at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[str, list[str]] = {}
+        self.handler = _InvocationLogHandler()
+
+    @staticmethod
+    def group_of(function_name: str) -> str:
+        return f"/aws/lambda/{function_name}"
+
+    def attach(self, logger: logging.Logger, echo: Literal["stdout", "stderr", "none"]) -> Callable[[], None]:
+        """Capture what `logger` (the functions' powertools logger) logs in invocations, in
+        the format its own handler prints (powertools' JSON). Its own handler goes on printing
+        the lines to stdout (powertools' default), or to stderr (where they cannot break a
+        command's output), or, with "none", only what is logged outside invocations (the
+        invocations' lines are in CloudWatch Logs alone, as on Lambda). Returns the undo."""
+        own = [handler for handler in logger.handlers if handler is not self.handler]
+        if own and own[0].formatter is not None:
+            self.handler.setFormatter(own[0].formatter)
+        logger.addHandler(self.handler)
+        quiet = _OutsideInvocations()
+        streams: dict[logging.StreamHandler[Any], Any] = {}
+        for handler in own:
+            if echo == "none":
+                handler.addFilter(quiet)
+            elif echo == "stderr" and isinstance(handler, logging.StreamHandler):
+                streams[handler] = handler.setStream(sys.stderr)
+
+        def undo() -> None:
+            logger.removeHandler(self.handler)
+            for handler in own:
+                handler.removeFilter(quiet)
+            for handler, stream in streams.items():
+                handler.setStream(stream)
+
+        return undo
+
+    def take_stream(self, function: LocalFunction) -> str:
+        with self._lock:
+            free = self._free.setdefault(function.name, [])
+            if free:
+                return free.pop()
+        return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+
+    def give_back(self, function: LocalFunction, stream: str, lines: list[tuple[float, str]]) -> None:
+        """Write the invocation's lines to its stream, and free the stream."""
+        if lines:
+            from moto.logs.models import logs_backends
+
+            account, region = function.arn.split(":")[4], function.arn.split(":")[3]
+            events = [{"timestamp": int(created * 1000), "message": line} for created, line in lines]
+            group = self.group_of(function.name)
+            with self._lock:  # moto's log streams are not thread-safe
+                backend = logs_backends[account][region]
+                if group not in backend.groups:  # the template may declare it (retention)
+                    backend.create_log_group(group, tags={})
+                if stream not in backend.groups[group].streams:
+                    backend.create_log_stream(group, stream)
+                backend.put_log_events(group, stream, sorted(events, key=lambda event: event["timestamp"]))
+        with self._lock:
+            self._free.setdefault(function.name, []).append(stream)
+
+
 class LambdaInvoker:
     """Runs the stack's functions in this process and answers moto's Lambda `Invoke` for them.
 
@@ -368,6 +456,13 @@ class LambdaInvoker:
         self.invocations: dict[str, int] = {}
         self._listeners: list[Callable[[Invocation], None]] = []
         self.mocks: StepFunctionsLocalMocks | None = None
+        self.logs: FunctionLogs | None = None
+        """Where the invocations' log lines go; None: nowhere but the loggers' own handlers."""
+
+    @property
+    def in_flight(self) -> int:
+        with self._idle:
+            return self._in_flight
 
     def register(self, function: LocalFunction) -> None:
         self._functions[function.name] = function
@@ -414,6 +509,11 @@ class LambdaInvoker:
             return json.dumps(mocked.payload).encode(), False
         result: dict[str, Any] = {}
         context = LambdaContext(function.name, function.arn, function.memory_mb, function.timeout_seconds)
+        logs = self.logs
+        lines: list[tuple[float, str]] = []
+        if logs is not None:
+            context.log_group_name = logs.group_of(function.name)
+            context.log_stream_name = logs.take_stream(function)
 
         def run() -> None:
             try:
@@ -429,6 +529,7 @@ class LambdaInvoker:
 
         def run_timed() -> None:
             _INVOCATION.log_keys = {}
+            _INVOCATION.log_lines = lines if logs is not None else None
             began = time.thread_time()
             run()
             cpu["seconds"] = time.thread_time() - began
@@ -447,6 +548,9 @@ class LambdaInvoker:
                     }
                 }
             seconds = time.monotonic() - started
+        if logs is not None:
+            # A handler past its timeout may still log; what it logged by now is its record.
+            logs.give_back(function, context.log_stream_name, list(lines))
         with self._counts_lock:
             self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
         error = result.get("error")

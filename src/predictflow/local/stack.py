@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import boto3
 from botocore.config import Config
@@ -26,6 +26,7 @@ from botocore.config import Config
 from predictflow.local.api_bridge import ApiServer, Gateway
 from predictflow.local.deploy import Deployer, Deployment
 from predictflow.local.moto_bridge import (
+    FunctionLogs,
     LambdaInvoker,
     MotoBridge,
     StepFunctionsLocalMocks,
@@ -33,6 +34,7 @@ from predictflow.local.moto_bridge import (
     isolate_powertools_log_keys,
     share_botocore_loader,
 )
+from predictflow.local.persistence import SavedState, StateError, StateStore, fingerprint, restore
 from predictflow.local.stream_bridge import StreamBridge
 from predictflow.service.results import Results, StackNames
 
@@ -41,6 +43,9 @@ PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]
 TEMPLATE: Final = PROJECT_ROOT / "template.yaml"
 REGION: Final = "us-east-1"
 FINISHED: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+MOTO_STATE_DUMP: Final = "moto.stepfunctions.parser.asl.component.eval_component"
+"""moto's Step Functions engine logs each failed state as ERROR here, with a dump of its
+internal state (about 1,200 characters)."""
 
 LOCAL_ENVIRONMENT: Final = {
     "AWS_DEFAULT_REGION": REGION,
@@ -58,6 +63,29 @@ LOCAL_ENVIRONMENT: Final = {
 DEFAULT_CONCURRENCY: Final = os.cpu_count() or 1
 """Invocations at once, one per core: a Map state's chunks overlap where their work releases
 the GIL (the model call, gzip, hashing); more threads would only contend for it."""
+
+
+_quiet_lock = threading.Lock()
+_quiet_levels: list[int] = []  # the level before the first stack, once per stack running
+
+
+def _quiet_moto() -> Callable[[], None]:
+    """Silence moto's dump of a failed state's internals (MOTO_STATE_DUMP) while a stack runs:
+    the execution's error and cause stay in its record (describe_execution, `show`); the dump
+    is of no use on a user's terminal. Returns the function that restores the level once the
+    last stack of the process stops."""
+    logger = logging.getLogger(MOTO_STATE_DUMP)
+    with _quiet_lock:
+        _quiet_levels.append(_quiet_levels[0] if _quiet_levels else logger.level)
+        logger.setLevel(logging.CRITICAL)
+
+    def undo() -> None:
+        with _quiet_lock:
+            level = _quiet_levels.pop()
+            if not _quiet_levels:
+                logger.setLevel(level)
+
+    return undo
 
 
 def _drop_metrics(_: object) -> None:
@@ -85,6 +113,9 @@ class LocalStack:
         concurrency: int = DEFAULT_CONCURRENCY,
         api_port: int | None = None,
         streams: bool = False,
+        state_dir: Path | None = None,
+        save_interval: float = 2.0,
+        function_logs: Literal["stdout", "stderr", "none"] = "stdout",
     ) -> None:
         check_moto_version()
         self.template = template
@@ -100,6 +131,21 @@ class LocalStack:
         self.streams = streams
         """Deliver the template's SQS and Kinesis event source mappings (`stream_bridge.py`)."""
         self.stream_bridge: StreamBridge | None = None
+        self.function_logs = function_logs
+        """Where the functions' log lines are printed besides CloudWatch Logs, which keeps them
+        all (`predictflow logs`); "none": CloudWatch Logs only, as on Lambda."""
+        self.state_dir = state_dir
+        """Keep the stack's data here across restarts (`persistence.py`); None: forget it on stop."""
+        self.save_interval = save_interval
+        """Seconds between saves while executions start and end (each save waits for a quiet moment)."""
+        self.restored: SavedState | None = None
+        """The state this start took up again, if any."""
+        self.aborted_on_restore: list[str] = []
+        """Executions that were running when the state was saved, now ABORTED."""
+        self._store: StateStore | None = None
+        self._deploy_suffix = ""
+        self._saver: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.invoker = LambdaInvoker(concurrency)
         self.deployment: Deployment | None = None
         self.started_executions: list[str] = []
@@ -121,8 +167,9 @@ class LocalStack:
         from moto import mock_aws
         from moto.core.config import default_user_config
 
+        saved = self._load_state()  # before anything starts: a state that cannot be used stops here
         self._set_environment(LOCAL_ENVIRONMENT)
-        self._undo = [share_botocore_loader(), isolate_powertools_log_keys()]
+        self._undo = [share_botocore_loader(), isolate_powertools_log_keys(), _quiet_moto()]
         config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         if self.server_port is None:
             self._mock = mock_aws(config=config)  # type: ignore[call-overload]
@@ -146,17 +193,24 @@ class LocalStack:
         self._bridge = MotoBridge(self.invoker, self.retry_wait_scale).install()
         self._bridge.on_execution_started(self._record_execution)
         self._bridge.on_execution_finished(self._record_finish)
-        deployer = Deployer(self.client, self.invoker, REGION)
-        # One machine, one user: `model activate` then an upload must use the new model, so the
-        # functions read the active-model pointer for every file unless told otherwise.
-        parameters = {"LogLevel": self.log_level, "ActiveModelCacheSeconds": "0"} | self.parameters
-        self.deployment = deployer.deploy(self.template, self.stack_name, parameters)
+        # A restored stack deploys under its saved suffix: the same physical names as the
+        # resources its saved backends hold (see persistence.py).
+        deployer = Deployer(self.client, self.invoker, REGION, saved.deploy_suffix if saved else None)
+        self._deploy_suffix = deployer.suffix
+        self.deployment = deployer.deploy(self.template, self.stack_name, self._parameters())
+        if saved is not None:
+            self.aborted_on_restore = restore(saved)
+            self.restored = saved
+            self._announce_aborted()
         # powertools configures its logger once per process; a second stack in the same
         # process (tests, benchmarks) must still log at its own level.
         service = self.deployment.function_environment.get("POWERTOOLS_SERVICE_NAME")
         level = self.deployment.function_environment.get("POWERTOOLS_LOG_LEVEL")
         if service and level:
             logging.getLogger(service).setLevel(level)
+        if service:
+            self.invoker.logs = FunctionLogs()
+            self._undo.append(self.invoker.logs.attach(logging.getLogger(service), self.function_logs))
         if self.api_port is not None and self.deployment.apis:
             self.api_server = ApiServer(
                 Gateway(self.deployment.apis[0], self.invoker.invoke), self.api_port
@@ -166,6 +220,11 @@ class LocalStack:
         if self.publish_outputs:
             self._register_outputs(self.deployment)
         self.invoker.on_invoke(_drop_metrics)
+        if self._store is not None:
+            self._saver = threading.Thread(
+                target=self._save_on_changes, name="local-stack-saver", daemon=True
+            )
+            self._saver.start()
         if self.streams and self.deployment.stream_mappings:
             self.stream_bridge = StreamBridge(
                 self.deployment.stream_mappings,
@@ -191,6 +250,12 @@ class LocalStack:
             )
 
     def stop(self) -> None:
+        """Stop everything, saving the state last (with `state_dir`); a state that cannot be
+        saved is raised as StateError once everything else has stopped."""
+        self._stopping.set()
+        if self._saver is not None:
+            self._saver.join()
+            self._saver = None
         if self.stream_bridge is not None:
             self.stream_bridge.stop()
             self.stream_bridge = None
@@ -201,6 +266,16 @@ class LocalStack:
         if self.api_server is not None:
             self.api_server.stop()
             self.api_server = None
+        if self._server is not None:
+            # No request may change the state while it is saved.
+            self._server.stop()
+            self._server = None
+        unsaved: Exception | None = None
+        if self._store is not None and self.deployment is not None:
+            try:
+                self._store.save(self._deploy_suffix)
+            except Exception as error:  # noqa: BLE001 - raised below, once everything has stopped
+                unsaved = error
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
@@ -209,9 +284,6 @@ class LocalStack:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
         self._clients = {}
         for name, value in self._saved_environment.items():
             if value is None:
@@ -219,6 +291,10 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_environment = {}
+        if unsaved is not None and self._store is not None:
+            raise StateError(
+                f"could not save the local stack's state to {self._store.path}: {unsaved}"
+            ) from unsaved
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -226,6 +302,70 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    # ------------------------------------------------------------------ state across restarts
+    def _parameters(self) -> dict[str, str]:
+        # One machine, one user: `model activate` then an upload must use the new model, so the
+        # functions read the active-model pointer for every file unless told otherwise.
+        return {"LogLevel": self.log_level, "ActiveModelCacheSeconds": "0"} | self.parameters
+
+    def _load_state(self) -> SavedState | None:
+        if self.state_dir is None:
+            return None
+        self._store = StateStore(
+            self.state_dir, fingerprint(self.template, self._parameters(), self.stack_name, REGION)
+        )
+        return self._store.load()
+
+    def discard_state(self) -> Path | None:
+        """Move the saved state aside (kept, renamed), so the next start is empty; before start."""
+        if self.state_dir is None:
+            return None
+        return StateStore(self.state_dir, {}).discard()
+
+    def save_state(self) -> int:
+        """Save the state now (it is saved on stop, and after executions end); returns its size."""
+        if self._store is None:
+            raise RuntimeError("the local stack keeps no state: start it with state_dir")
+        return self._store.save(self._deploy_suffix)
+
+    def _quiet(self) -> bool:
+        """Nothing runs: no execution started and not ended, no invocation in flight."""
+        with self._changed:
+            running = any(arn not in self.finished_executions for arn in self.started_executions)
+        return not running and self.invoker.in_flight == 0
+
+    def _save_on_changes(self) -> None:
+        """Save after executions start or end, at a quiet moment, at most every save_interval.
+        A request can still change a backend while it is pickled (the pickler then meets a
+        dict that changed size); that save is tried again at the next quiet moment."""
+        saved_at = self.changes
+        while not self._stopping.wait(self.save_interval):
+            if self.changes == saved_at or not self._quiet():
+                continue
+            seen = self.changes
+            try:
+                self.save_state()
+            except RuntimeError as error:
+                LOG.info("state changed while it was saved (%s); saving again shortly", error)
+                continue
+            except Exception:
+                # Reported, and tried again at the next change; stop() saves once more and
+                # raises what it meets.
+                LOG.exception("could not save the local stack's state")
+            saved_at = seen
+
+    def _announce_aborted(self) -> None:
+        """An execution the restart aborted ends as any aborted one does: with the status
+        change event, whose rule dead-letters its unfinished file (Route's execution_ended)."""
+        if not self.aborted_on_restore or self._bridge is None:
+            return
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        for arn in self.aborted_on_restore:
+            account = arn.split(":")[4]
+            backend = stepfunctions_parser_backends[account][REGION]
+            self._bridge._emit_status_change(backend.describe_execution(arn))
 
     def _set_environment(self, variables: dict[str, str]) -> None:
         for name, value in variables.items():

@@ -99,8 +99,10 @@ def build_predictor(settings: Settings, bundle: Bundle) -> Predictor:
 def log_keys(payload: dict[str, Any]) -> dict[str, str]:
     """The keys every log line of an invocation carries: which execution, which file, which model."""
     source = payload.get("object") or (payload.get("event") or {}).get("detail", {}).get("object", {})
+    # EventBridge's "Execution Status Change" event names its execution in its detail.
+    execution = payload.get("execution_arn") or (payload.get("detail") or {}).get("executionArn", "")
     return {
-        "execution_arn": str(payload.get("execution_arn", "")),
+        "execution_arn": str(execution),
         "source_key": str(source.get("key", "")),
         "model_version": str(payload.get("model_version") or ""),
     }
