@@ -81,7 +81,7 @@ def test_a_restart_keeps_files_tables_executions_and_dead_letters(tmp_path: Path
         assert f"state taken up from {state}" in banner, banner
         listed = run("executions", "--json")
         assert listed.exit_code == 0, listed.output
-        executions = json.loads(listed.stdout)
+        executions = json.loads(listed.stdout)["executions"]
         assert [(e["status"], e["source_key"]) for e in executions] == [
             ("SUCCEEDED", "incoming/records-mixed.csv")
         ]
@@ -92,7 +92,7 @@ def test_a_restart_keeps_files_tables_executions_and_dead_letters(tmp_path: Path
         assert "Validate" in shown.stdout
         assert "Finalize" in shown.stdout
         dead = run("dead-letters", "--json")
-        assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
+        assert [entry["line"] for entry in json.loads(dead.stdout)["dead_letters"]] == [4, 6]
         results = run("results", "incoming/records-mixed.csv")
         assert results.exit_code == 0, results.output
         assert len([line for line in results.stdout.splitlines() if line.startswith("{")]) == 3
@@ -100,7 +100,14 @@ def test_a_restart_keeps_files_tables_executions_and_dead_letters(tmp_path: Path
         good = (EVENTS / "records-good.csv").read_text().splitlines()
         fixed.write_text(f"{good[0]}\n{good[1]}\n")
         replayed = run(
-            "replay", "--source", "incoming/records-mixed.csv", "--fixed", str(fixed), "--wait", "60"
+            "replay",
+            "--source",
+            "incoming/records-mixed.csv",
+            "--fixed",
+            str(fixed),
+            "--wait",
+            "--timeout",
+            "60",
         )
         assert replayed.exit_code == 0, replayed.output
         assert "replayed 2 entries as" in replayed.stdout
@@ -109,8 +116,8 @@ def test_a_restart_keeps_files_tables_executions_and_dead_letters(tmp_path: Path
     # The restart deployed nothing twice: one of each bucket, table and state machine.
     with local_up(port, "--state-dir", str(state)) as (server, banner):
         assert "state taken up" in banner
-        assert run("dead-letters", "--json").stdout == ""  # replayed, and that too was kept
-        assert len(json.loads(run("executions", "--json").stdout)) == 2
+        assert json.loads(run("dead-letters", "--json").stdout)["dead_letters"] == []  # replayed, kept
+        assert len(json.loads(run("executions", "--json").stdout)["executions"]) == 2
         stop(server)
 
 
@@ -202,7 +209,7 @@ def test_the_state_is_saved_after_executions_end_so_a_killed_stack_keeps_them(tm
     with local_up(port, "--state-dir", str(state)) as (server, banner):
         assert "state taken up" in banner
         dead = run("dead-letters", "--json")
-        assert [json.loads(line)["line"] for line in dead.stdout.splitlines()] == [4, 6]
+        assert [entry["line"] for entry in json.loads(dead.stdout)["dead_letters"]] == [4, 6]
         stop(server)
 
 

@@ -24,6 +24,7 @@ is written)."""
 @click.option("--follow", "-f", is_flag=True, help="Print new lines as they come, until the execution ends.")
 @click.option(
     "--output",
+    "-o",
     type=click.Choice(["text", "table", "json"]),
     default="text",
     show_default=True,
