@@ -303,3 +303,41 @@ def test_every_function_logs_to_a_group_of_its_own_that_expires(transformed: dic
         assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}, function
     environment = load_template(TEMPLATE)["Globals"]["Function"]["Environment"]["Variables"]
     assert environment["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
+SCORING_FUNCTIONS = {"FetchFunction", "PredictFunction", "StreamFunction", "ApiFunction"}
+"""The functions that run the model: Fetch predicts small files whole, the others score."""
+
+
+@pytest.mark.parametrize("setting", ["Included", "Excluded"])
+def test_onnx_runtime_is_a_layer_the_scoring_functions_get_only_when_included(setting: str) -> None:
+    with mock_aws():
+        deployer = Deployer(
+            lambda service: boto3.client(service, region_name="us-east-1"), LambdaInvoker(), "us-east-1"
+        )
+        deployment = deployer.deploy(TEMPLATE, "layers", {"OnnxRuntime": setting})
+        lambda_client = boto3.client("lambda", region_name="us-east-1")
+        layers = {
+            name: [layer["Arn"] for layer in lambda_client.get_function(
+                FunctionName=physical)["Configuration"].get("Layers", [])]
+            for name, physical in deployment.physical_ids.items()
+            if deployment.resource_types[name] == "AWS::Lambda::Function"
+        }  # fmt: skip
+        published = {
+            layer["LayerName"]: layer["LatestMatchingVersion"]["LayerVersionArn"]
+            for layer in lambda_client.list_layers()["Layers"]
+        }
+    assert deployment.outputs["OnnxRuntime"] == setting, "the CLI reads the setting from this Output"
+    (core,) = [arn for name, arn in published.items() if "PredictflowLayer" in name]
+    ort = [arn for name, arn in published.items() if "OnnxRuntimeLayer" in name]
+    assert len(published) == (2 if setting == "Included" else 1)
+    for function, arns in layers.items():
+        with_ort = setting == "Included" and function in SCORING_FUNCTIONS
+        assert arns == [core, *(ort if with_ort else [])], function
+    assert set(layers) == SCORING_FUNCTIONS | {"ValidateFunction", "RouteFunction"}
+
+
+def test_onnx_runtime_is_included_by_default_so_any_bundle_scores() -> None:
+    parameter = load_template(TEMPLATE)["Parameters"]["OnnxRuntime"]
+    assert parameter["Default"] == "Included"
+    assert parameter["AllowedValues"] == ["Included", "Excluded"]

@@ -293,6 +293,9 @@ class Deployer:
             MemorySize=int(props.get("MemorySize", 128)),
             Environment={"Variables": variables},
             Architectures=props.get("Architectures", ["x86_64"]),
+            # The layers the template gives it (the ORT layer only where its condition holds), so
+            # get_function tells what a deployed stack would run with; their content is not used.
+            Layers=[str(layer) for layer in props.get("Layers", [])],
         )
         code_dir = code_dirs.get(logical)
         if code_dir is None:

@@ -14,6 +14,7 @@ from predictflow.bundle import Bundle, SchemaMismatch
 from predictflow.features import FeatureMatrix, check_matrix
 from predictflow.forest.runtime import CompiledForest, ForestLoadError
 from predictflow.predictors.base import Scores
+from predictflow.predictors.exceptions import PredictorModelError
 
 COMPILED: Final = "compiled-forest"
 ONNXRUNTIME: Final = "onnxruntime"
@@ -44,7 +45,7 @@ class EmbeddedPredictor:
                     self._forest = None
                     self.backend_note = "the compiled forest does not answer one score per label"
         if self._forest is None:
-            self._session = _session(bundle.model_bytes)
+            self._session = _session(bundle, self.backend_note)
         key = (bundle.model_version, self.backend)
         if key not in _told:  # once per bundle and backend: a container makes many predictors
             _told.add(key)
@@ -79,8 +80,19 @@ class EmbeddedPredictor:
         return np.asarray(scores, dtype=np.float64).reshape(len(features), self._width)
 
 
-def _session(model_bytes: bytes) -> Any:
-    import onnxruntime
+def _session(bundle: Bundle, why: str) -> Any:
+    try:
+        import onnxruntime
+    except ModuleNotFoundError as error:
+        if error.name != "onnxruntime":
+            raise  # ONNX Runtime is there but broken: its own traceback says how
+        # A stack deployed with OnnxRuntime=Excluded: the functions have no ONNX Runtime layer.
+        # Not retryable: the same bundle fails the same way until the stack or the bundle changes.
+        raise PredictorModelError(
+            f"model {bundle.model_version} needs ONNX Runtime ({why}), which this deployment "
+            "leaves out: deploy the stack with OnnxRuntime=Included, or activate a bundle with a "
+            "compiled forest for this machine (`predictflow model train` makes one)"
+        ) from error
 
     options = onnxruntime.SessionOptions()
     # One thread: Lambda gives a fraction of a core at small memory sizes, and batches are
@@ -88,4 +100,4 @@ def _session(model_bytes: bytes) -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(bundle.model_bytes, options, providers=["CPUExecutionProvider"])

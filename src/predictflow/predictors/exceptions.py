@@ -34,7 +34,8 @@ class PredictorBadRequest(PredictorError):
 
 
 class PredictorModelError(PredictorError):
-    """The model answered, but not with the scores its bundle describes."""
+    """The model answered, but not with the scores its bundle describes; or it cannot run here
+    (a bundle that needs ONNX Runtime, on a stack deployed without it)."""
 
 
 RETRYABLE_ERRORS: Final = tuple(

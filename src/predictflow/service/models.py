@@ -3,7 +3,8 @@
 - `import_model`: an ONNX file exported elsewhere + a schema file -> a bundle folder, checked,
   written whole or not at all.
 - `deploy`: a bundle folder -> the stack's model store, active unless told otherwise. A bundle
-  that fails `check_bundle` is never uploaded, so it can never become active.
+  that fails `check_bundle` is never uploaded, so it can never become active; nor is one that
+  needs ONNX Runtime on a stack deployed without it (its `OnnxRuntime` Output is `Excluded`).
 - `list_models`: the deployed versions, the packaged default, and which one serves.
 - `activate`: switch to a deployed version (or back to the packaged default) by a unique prefix
   of its name, after loading and checking it.
@@ -33,6 +34,10 @@ from predictflow.forest.build import attach_forest
 PACKAGED_NOTE: Final = "packaged default, serving while nothing is deployed"
 MAIN_METRICS: Final = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 LABEL_TYPES: Final = ("tensor(int64)", "tensor(string)", "tensor(int32)")
+LAMBDA_MACHINE: Final = "linux-aarch64"
+"""The machine kind the template's functions run on (Architectures: arm64)."""
+ONNX_RUNTIME_INCLUDED: Final = "Included"
+ONNX_RUNTIME_EXCLUDED: Final = "Excluded"
 logger = logging.getLogger(__name__)
 
 
@@ -137,14 +142,19 @@ class Deployed:
     """The version that was active before (None: the packaged default)."""
 
 
-def deploy(store: ModelStore, directory: Path, *, activate: bool = True) -> Deployed:
+def deploy(
+    store: ModelStore, directory: Path, *, activate: bool = True, onnx_runtime: str = ONNX_RUNTIME_INCLUDED
+) -> Deployed:
     """Put a bundle folder in the store and (by default) make it the active version.
 
     The bundle is loaded (its model digest verified) and checked first: one that fails is
-    neither uploaded nor activated. A version already stored is not uploaded again (versions
-    are content hashes, so it is the same bundle)."""
+    neither uploaded nor activated, nor is one that needs ONNX Runtime when `onnx_runtime`
+    (the stack's `OnnxRuntime` Output, see `onnx_runtime_of`) says the stack has none. A
+    version already stored is not uploaded again (versions are content hashes, so it is the
+    same bundle)."""
     bundle = load_bundle(directory)
     check(bundle)
+    check_runnable(bundle.spec, onnx_runtime)
     version = bundle.model_version
     previous = store.active_version()
     uploaded = False
@@ -156,6 +166,39 @@ def deploy(store: ModelStore, directory: Path, *, activate: bool = True) -> Depl
         store.activate(version)
         activated = True
     return Deployed(version, uploaded, activated, previous)
+
+
+def onnx_runtime_of(outputs: dict[str, str]) -> str:
+    """The stack's `OnnxRuntime` Output; a stack from before it always carried ONNX Runtime."""
+    return outputs.get("OnnxRuntime", ONNX_RUNTIME_INCLUDED)
+
+
+def needs_onnx_runtime(spec: BundleSpec) -> str | None:
+    """Why the functions would score this bundle with ONNX Runtime, or None if they need not
+    (a compiled forest for their machine, or an endpoint bundle, which runs no model here)."""
+    if spec.model.kind != "onnx":
+        return None
+    if spec.forest is None:
+        return "it has no compiled forest: not a tree ensemble the compiler supports"
+    if LAMBDA_MACHINE not in spec.forest.libraries:
+        return (
+            f"it has no compiled forest for {LAMBDA_MACHINE}, the functions' machine: build the bundle "
+            "where aarch64-linux-gnu-gcc is installed"
+        )
+    return None
+
+
+def check_runnable(spec: BundleSpec, onnx_runtime: str) -> None:
+    """Refuse a bundle the stack's functions could not score (before anything is uploaded)."""
+    if onnx_runtime not in (ONNX_RUNTIME_INCLUDED, ONNX_RUNTIME_EXCLUDED):
+        raise ModelError(f"the stack's OnnxRuntime output is {onnx_runtime!r}, neither Included nor Excluded")
+    reason = needs_onnx_runtime(spec)
+    if onnx_runtime == ONNX_RUNTIME_EXCLUDED and reason is not None:
+        raise ModelError(
+            f"bundle {spec.model_version} needs ONNX Runtime ({reason}), which the stack leaves out "
+            "(OnnxRuntime=Excluded): deploy the stack with OnnxRuntime=Included, or use a bundle "
+            f"with a compiled forest for {LAMBDA_MACHINE} (`predictflow model train` makes one)"
+        )
 
 
 def check(bundle: Bundle) -> None:
@@ -257,12 +300,14 @@ class Activated:
     changed: bool
 
 
-def activate(store: ModelStore, prefix: str) -> Activated:
-    """Make a known version active, after loading it (digest verified) and checking it."""
+def activate(store: ModelStore, prefix: str, *, onnx_runtime: str = ONNX_RUNTIME_INCLUDED) -> Activated:
+    """Make a known version active, after loading it (digest verified) and checking it, and
+    that the stack can score it (as `deploy`)."""
     version = resolve(store, prefix)
     packaged = default_bundle()
     bundle = packaged if version == packaged.model_version else store.load(version)
     check(bundle)
+    check_runnable(bundle.spec, onnx_runtime)
     previous = store.active_version()
     if previous == version or (previous is None and version == packaged.model_version):
         return Activated(version, previous, changed=False)
