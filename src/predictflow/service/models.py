@@ -153,8 +153,8 @@ def deploy(
     version already stored is not uploaded again (versions are content hashes, so it is the
     same bundle)."""
     bundle = load_bundle(directory)
-    check(bundle)
     check_runnable(bundle.spec, onnx_runtime)
+    check(bundle)
     version = bundle.model_version
     previous = store.active_version()
     uploaded = False
