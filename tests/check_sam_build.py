@@ -1,4 +1,4 @@
-"""Check what `sam build` made: every function and the layer, built for arm64.
+"""Check what `sam build` made: every function and both layers, built for arm64.
 
     python tests/check_sam_build.py BUILD_DIR
 
@@ -19,6 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # the package a Lambda never imports (build_layer.NOT_FOR_LAMBDA).
 NOT_IN_LAYER = ("boto3", "botocore")
 NOT_IN_PACKAGE = ("cli", "console", "local", "training")
+CORE_LAYER_BUDGET = 60_000_000
+"""Bytes unzipped: issue 14's goal for a stack deployed with OnnxRuntime=Excluded."""
+
+
+def size_of(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def problems(build_dir: Path) -> list[str]:
@@ -34,8 +40,16 @@ def problems(build_dir: Path) -> list[str]:
     layer = build_dir / str(built["PredictflowLayer"]["Properties"]["ContentUri"]) / "python"
     if not (layer / "predictflow" / "bundles" / "adult-income" / "model.onnx").is_file():
         found.append(f"the layer has no predictflow package with its bundled model in {layer}")
-    if not list(layer.glob("onnxruntime/capi/*aarch64*.so")):
-        found.append("the layer's onnxruntime is not built for arm64 (aarch64)")
+    if (layer / "onnxruntime").exists():
+        found.append("the core layer carries onnxruntime (it has a layer of its own)")
+    if size_of(layer) > CORE_LAYER_BUDGET:
+        found.append(f"the core layer is {size_of(layer) / 1e6:.1f} MB, over {CORE_LAYER_BUDGET / 1e6:.0f} MB")
+    ort = build_dir / str(built["OnnxRuntimeLayer"]["Properties"]["ContentUri"]) / "python"
+    if not list(ort.glob("onnxruntime/capi/*aarch64*.so")):
+        found.append("the ONNX Runtime layer's onnxruntime is not built for arm64 (aarch64)")
+    # Lambda unpacks both layers into /opt/python: a module in both would be one copy shadowed.
+    shared = {p.name for p in layer.iterdir()} & {p.name for p in ort.iterdir()} if ort.is_dir() else set()
+    found += [f"both layers carry {name}" for name in sorted(shared)]
     found += [f"the layer carries {name}" for name in NOT_IN_LAYER if (layer / name).exists()]
     package = layer / "predictflow"
     found += [f"the layer carries predictflow.{n}" for n in NOT_IN_PACKAGE if (package / n).exists()]
@@ -48,7 +62,7 @@ def main() -> None:
     if found:
         sys.exit("sam build is incomplete:\n  " + "\n  ".join(found))
     size = sum(path.stat().st_size for path in build_dir.rglob("*") if path.is_file())
-    print(f"sam build: every function and the arm64 layer are built ({size / 2**20:.0f} MiB in {build_dir})")
+    print(f"sam build: every function and both arm64 layers are built ({size / 2**20:.0f} MiB in {build_dir})")
 
 
 if __name__ == "__main__":
