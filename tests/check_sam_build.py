@@ -43,7 +43,8 @@ def problems(build_dir: Path) -> list[str]:
     if (layer / "onnxruntime").exists():
         found.append("the core layer carries onnxruntime (it has a layer of its own)")
     if size_of(layer) > CORE_LAYER_BUDGET:
-        found.append(f"the core layer is {size_of(layer) / 1e6:.1f} MB, over {CORE_LAYER_BUDGET / 1e6:.0f} MB")
+        megabytes = size_of(layer) / 1e6
+        found.append(f"the core layer is {megabytes:.1f} MB, over {CORE_LAYER_BUDGET / 1e6:.0f} MB")
     ort = build_dir / str(built["OnnxRuntimeLayer"]["Properties"]["ContentUri"]) / "python"
     if not list(ort.glob("onnxruntime/capi/*aarch64*.so")):
         found.append("the ONNX Runtime layer's onnxruntime is not built for arm64 (aarch64)")
@@ -62,7 +63,8 @@ def main() -> None:
     if found:
         sys.exit("sam build is incomplete:\n  " + "\n  ".join(found))
     size = sum(path.stat().st_size for path in build_dir.rglob("*") if path.is_file())
-    print(f"sam build: every function and both arm64 layers are built ({size / 2**20:.0f} MiB in {build_dir})")
+    built_size = f"{size / 2**20:.0f} MiB in {build_dir}"
+    print(f"sam build: every function and both arm64 layers are built ({built_size})")
 
 
 if __name__ == "__main__":

@@ -110,4 +110,5 @@ def test_an_excluded_stack_refuses_a_bundle_needing_onnx_runtime_and_dead_letter
         assert entry["error_type"] == "PredictorModelError", entry
         text = json.dumps(entry)
         assert "deploy the stack with OnnxRuntime=Included" in text, entry
-        assert "ModuleNotFoundError" not in text and "Traceback" not in text, entry
+        assert "ModuleNotFoundError" not in text, entry
+        assert "Traceback" not in text, entry

@@ -59,6 +59,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     scratch = tmp_path_factory.mktemp("artifact")
     layer = build(scratch / "opt" / "python", host=True)
+    ort = build(scratch / "opt-onnxruntime" / "python", host=True, only="onnxruntime")
     runtime = scratch / "var" / "runtime"
     subprocess.run(
         [
@@ -75,7 +76,9 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ],
         check=True,
     )
-    return {"layer": layer, "runtime": runtime}
+    # The handlers run from the core layer alone (OnnxRuntime=Excluded): the Adult bundle is
+    # scored by its compiled forest.
+    return {"layer": layer, "onnxruntime": ort, "runtime": runtime}
 
 
 def run_in_artifact(
@@ -96,7 +99,11 @@ def run_in_artifact(
 
 def test_the_layer_carries_no_training_library_and_no_sdk_copy(artifact: dict[str, Path]) -> None:
     names = {path.name.split("-")[0].lower() for path in artifact["layer"].iterdir()}
-    assert {"onnxruntime", "numpy", "aws_lambda_powertools", "predictflow"} <= names
+    assert {"numpy", "aws_lambda_powertools", "predictflow"} <= names
+    assert "onnxruntime" not in names, "ONNX Runtime has a layer of its own"
+    ort = {path.name.split("-")[0].lower() for path in artifact["onnxruntime"].iterdir()}
+    assert "onnxruntime" in ort
+    assert not ort & names, "Lambda merges the layers: a module in both would be a shadowed copy"
     assert not names & {
         "lightgbm",
         "sklearn",
@@ -135,10 +142,10 @@ def test_the_predict_handler_scores_the_sample_event_from_its_artifact(artifact:
 def test_onnx_runtime_scores_from_the_layer_without_its_c_library(artifact: dict[str, Path]) -> None:
     """Bundles without a compiled forest are scored by ONNX Runtime: its Python module must work
     from the layer, which leaves out the C/C++ library the module does not load."""
-    assert not list(artifact["layer"].glob("onnxruntime/capi/libonnxruntime.so*"))
+    assert not list(artifact["onnxruntime"].glob("onnxruntime/capi/libonnxruntime.so*"))
     model = artifact["layer"] / "predictflow" / "bundles" / "adult-income" / "model.onnx"
     code = (
-        f"import sys; sys.path[:0] = {[str(artifact['layer'])]!r}\n"
+        f"import sys; sys.path[:0] = {[str(artifact['layer']), str(artifact['onnxruntime'])]!r}\n"
         "import numpy, onnxruntime\n"
         f"session = onnxruntime.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider'])\n"
         f"features = numpy.zeros((2, {ADULT.schema.width}), dtype=numpy.float32)\n"
