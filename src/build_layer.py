@@ -104,8 +104,7 @@ def _installed_with(target: Path, pinned: dict[str, str]) -> set[str]:
     """The distributions the core pins pulled in (typing-extensions for powertools, say): every
     installed one but ONNX Runtime and what ONNX Runtime itself requires."""
     metadata = {
-        _name(info.name.split("-")[0]): (info / "METADATA").read_text()
-        for info in target.glob("*.dist-info")
+        _name(info.name.split("-")[0]): (info / "METADATA").read_text() for info in target.glob("*.dist-info")
     }
     wanted = {ONNX_RUNTIME}
     queue = [ONNX_RUNTIME]
