@@ -31,7 +31,8 @@ class NoOnnxRuntime(MetaPathFinder):
 from predictflow.bundle import load_bundle
 from predictflow.bundle.store import ModelStore
 from predictflow.local.stack import LocalStack
-from predictflow.service.models import ModelError, deploy, onnx_runtime_of
+from predictflow.service.models import ModelError, deploy
+from predictflow.service.results import StackNames
 from tests.fixtures import upload_and_wait
 
 from pathlib import Path
@@ -41,7 +42,7 @@ with LocalStack(parameters={"OnnxRuntime": "Excluded"}, function_logs="none") as
     cloudformation = stack.client("cloudformation")
     (described,) = cloudformation.describe_stacks(StackName=stack.stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
-    setting = onnx_runtime_of(outputs)
+    setting = StackNames.from_outputs(outputs).onnx_runtime  # what the CLI passes
     store = ModelStore(stack.client("s3"), outputs["ModelBucketName"])
     try:
         deploy(store, needs_ort, onnx_runtime=setting)

@@ -108,7 +108,9 @@ def deploy(ctx: click.Context, bundle_dir: Path, no_activate: bool) -> None:
 
     store = store_of(ctx)
     with refusals():
-        done = deploy_bundle(store, bundle_dir, activate=not no_activate)
+        done = deploy_bundle(
+            store, bundle_dir, activate=not no_activate, onnx_runtime=aws_of(ctx).names.onnx_runtime
+        )
     where = f"s3://{store.bucket}"
     uploaded = (
         f"uploaded {done.version} to {where}" if done.uploaded else f"{done.version} is already in {where}"
@@ -163,7 +165,7 @@ def activate(ctx: click.Context, version: str) -> None:
 
     store = store_of(ctx)
     with refusals():
-        done = activate_version(store, version)
+        done = activate_version(store, version, onnx_runtime=aws_of(ctx).names.onnx_runtime)
     if done.changed:
         click.echo(f"active: {done.version} (was {done.previous or 'the packaged default'})")
     else:

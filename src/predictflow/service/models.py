@@ -149,7 +149,7 @@ def deploy(
 
     The bundle is loaded (its model digest verified) and checked first: one that fails is
     neither uploaded nor activated, nor is one that needs ONNX Runtime when `onnx_runtime`
-    (the stack's `OnnxRuntime` Output, see `onnx_runtime_of`) says the stack has none. A
+    (the stack's `OnnxRuntime` Output, `StackNames.onnx_runtime`) says the stack has none. A
     version already stored is not uploaded again (versions are content hashes, so it is the
     same bundle)."""
     bundle = load_bundle(directory)
@@ -166,11 +166,6 @@ def deploy(
         store.activate(version)
         activated = True
     return Deployed(version, uploaded, activated, previous)
-
-
-def onnx_runtime_of(outputs: dict[str, str]) -> str:
-    """The stack's `OnnxRuntime` Output; a stack from before it always carried ONNX Runtime."""
-    return outputs.get("OnnxRuntime", ONNX_RUNTIME_INCLUDED)
 
 
 def needs_onnx_runtime(spec: BundleSpec) -> str | None:

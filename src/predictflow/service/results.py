@@ -41,6 +41,9 @@ class StackNames:
     """The EventBridge rule's dead-letter queue (None for a stack from before it had one)."""
     model_bucket: str | None = None
     """The model store (None for a stack from before model bundles)."""
+    onnx_runtime: str = "Included"
+    """Whether the scoring functions carry ONNX Runtime (the `OnnxRuntime` parameter; a stack
+    from before the Output always did)."""
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, str]) -> StackNames:
@@ -54,6 +57,7 @@ class StackNames:
             state_machine_arn=outputs["StateMachineArn"],
             event_dead_letter_queue_url=outputs.get("EventDeadLetterQueueUrl"),
             model_bucket=outputs.get("ModelBucketName"),
+            onnx_runtime=outputs.get("OnnxRuntime", "Included"),
         )
 
 
