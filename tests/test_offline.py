@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from predictflow import offline
+from predictflow.errors import RecordError, RejectReason
+from predictflow.features import check_matrix
 from predictflow.pipeline.chunks import plan_chunks
 from predictflow.predictors import EmbeddedPredictor
 from predictflow.records import Layout, ParsedBatch, parse_chunk
@@ -84,8 +86,12 @@ def test_reading_a_chunk_at_a_time_gives_what_reading_the_whole_file_gave(
     path.write_bytes(head + (b"\r\n" if crlf else b"\n").join(lines) + (b"\n" if last_newline else b""))
     monkeypatch.setattr(offline, "BATCH_BYTES", batch_bytes)
     monkeypatch.setattr(offline, "PLAN_BLOCK_BYTES", block_bytes)
-    streamed = outcomes(offline.batches(path, PREDICTOR))
+    parsed = list(offline.batches(path, PREDICTOR))
+    streamed = outcomes(iter(parsed))
     assert streamed == outcomes(whole_file_batches(path, batch_bytes))
+    for batch in parsed:
+        # What lets predict_file score without a second check_matrix pass.
+        check_matrix(ADULT.schema, batch.features)
     assert sum(len(b[0]) + len(b[4]) for b in streamed) >= sum(1 for line in lines if line.strip(b" \t\r"))
 
 
@@ -128,3 +134,17 @@ def test_an_empty_file_is_no_records(tmp_path: Path) -> None:
     out = io.StringIO()
     report = offline.predict_file(path, out, None, PREDICTOR)
     assert (report.predicted, report.rejected, out.getvalue()) == (0, 0, "")
+
+
+def test_a_matrix_the_parser_did_not_build_is_still_checked() -> None:
+    """predict_file skips check_matrix only for the parser's own matrices; any other caller's
+    bad matrix is still a typed validation error, not a model error or a silent score."""
+    good = parse_chunk(ARTICLE.encode() + b"\n", ADULT.schema).features
+    assert PREDICTOR.scores(good).shape == (1, 2)
+    bad = good.copy()
+    bad[0, ADULT.schema.feature_names.index("race")] = 99  # no such category
+    with pytest.raises(RecordError) as raised:
+        PREDICTOR.scores(bad)
+    assert raised.value.reason is RejectReason.UNKNOWN_CATEGORY
+    with pytest.raises(RecordError):
+        PREDICTOR.scores(good[:, :-1])  # a field short

@@ -68,7 +68,12 @@ def predict_file(path: Path, out: IO[str], rejects: IO[str] | None, predictor: P
     actual: list[Actual] = []
     answered: list[Answers] = []
     for batch in batches(path, predictor):
-        answers = answers_of(target, predictor.scores(batch.features))
+        # The parser built this matrix from values it validated one by one, against the same
+        # schema (field count, category codes, ranges, whole numbers, missing markers: what
+        # `check_matrix` checks), as the pipeline's and the API's matrices are: a second pass
+        # would repeat those checks on the same data. A matrix from anywhere else is still
+        # checked, as `scores` does without `validated`.
+        answers = answers_of(target, predictor.scores(batch.features, validated=True))
         out.write(
             prediction_lines(
                 target, predictor.model_version, batch.lines, answers, ids=batch.ids, actual=batch.actual
