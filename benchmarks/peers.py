@@ -43,8 +43,8 @@ not:
 - it writes `line`, `model_version` and `actual` on every line besides label and probability
   (the probability as the float64 repr, 17 digits, where the peers write float32's shortest repr);
 - it scores a labelled file's quality (accuracy, ROC AUC, log-loss) at the end;
-- it parses, scores and writes 1 MiB of the file at a time (holding the file's bytes, not its
-  columns), where the peers hold every column of the file as text, then the whole matrix.
+- it reads, parses, scores and writes 1 MiB of the file at a time (holding neither the file nor
+  its columns), where the peers hold every column of the file as text, then the whole matrix.
 """
 
 from __future__ import annotations
