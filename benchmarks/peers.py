@@ -2,6 +2,7 @@
 1M Adult records, run in turns.
 
     python benchmarks/peers.py [--runs 3] [--records 1000000] [--data-dir DIR] [--one-cpu] [--json]
+                               [--baseline SRC]
 
 The records are the training rows of model/data/adult.data repeated (headerless, the bundle's
 field order, the income column included, as the census extract has it), made once and kept in
@@ -18,7 +19,10 @@ process (see `measuring`):
   (read from bundle.json), a missing marker (`?`) as NaN, a number as float32; the float32 matrix
   through ONNX Runtime on one intra-op thread, as the embedded predictor runs it; then one JSON
   line per record, label (by the bundle's threshold) and probability, by `write_ndjson`;
-- the pyarrow peer (when pyarrow is installed): the same, with `pyarrow.csv.read_csv` as the reader.
+- the pyarrow peer (when pyarrow is installed): the same, with `pyarrow.csv.read_csv` as the reader;
+- with `--baseline SRC`, `predictflow predict` once more with SRC first on the path instead (another
+  checkout's `src`, e.g. `git archive main src | tar -x -C /tmp/base`), to measure a change against
+  the code before it in the same turns; its output must be byte for byte predictflow's.
 
 Turns go predictflow, polars, pyarrow, predictflow, ... after one untimed warm-up turn, whose
 outputs are checked to agree: as many predictions as records, probabilities within 1e-6, the same
@@ -39,8 +43,8 @@ not:
 - it writes `line`, `model_version` and `actual` on every line besides label and probability
   (the probability as the float64 repr, 17 digits, where the peers write float32's shortest repr);
 - it scores a labelled file's quality (accuracy, ROC AUC, log-loss) at the end;
-- it parses, scores and writes 1 MiB of the file at a time (holding the file's bytes, not its
-  columns), where the peers hold every column of the file as text, then the whole matrix.
+- it reads, parses, scores and writes 1 MiB of the file at a time (holding neither the file nor
+  its columns), where the peers hold every column of the file as text, then the whole matrix.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ SOURCE = ROOT / "model" / "data" / "adult.data"
 RECORDS = 1_000_000
 TOLERANCE = 1e-6
 PREDICTFLOW = "predictflow"
+BASELINE = "baseline"
 PEERS = {"polars": "polars + ONNX Runtime", "pyarrow": "pyarrow CSV + polars + ONNX Runtime"}
 
 # --------------------------------------------------------------------------------- the peers
@@ -258,7 +263,9 @@ def run_measured(
     return wall, float(user) + float(system), int(kib) / 1024
 
 
-def commands(data: Path, work: Path, readers: Sequence[str]) -> dict[str, list[str]]:
+def commands(
+    data: Path, work: Path, readers: Sequence[str], baseline: Path | None = None
+) -> dict[str, list[str]]:
     script = Path(sys.executable).parent / "predictflow"
     cli = (
         [str(script)]
@@ -266,6 +273,8 @@ def commands(data: Path, work: Path, readers: Sequence[str]) -> dict[str, list[s
         else [sys.executable, "-c", "from predictflow.cli import main; main()"]
     )
     out = {PREDICTFLOW: [*cli, "predict", str(data), "-o", str(work / f"{PREDICTFLOW}.jsonl")]}
+    if baseline is not None:
+        out[BASELINE] = [*cli, "predict", str(data), "-o", str(work / f"{BASELINE}.jsonl")]
     for reader in readers:
         out[reader] = [sys.executable, __file__, "peer", reader, str(data), str(work / f"{reader}.jsonl")]
     return out
@@ -292,27 +301,51 @@ def agreement(ours: Path, theirs: Path, records: int) -> dict[str, float]:
     return {"max_abs_probability_gap": largest, "labels_differ": labels_differ}
 
 
+def same_bytes(one: Path, other: Path) -> bool:
+    """Whether two files hold the same bytes, read a block at a time."""
+    if one.stat().st_size != other.stat().st_size:
+        return False
+    with one.open("rb") as first, other.open("rb") as second:
+        while block := first.read(1 << 20):
+            if block != second.read(len(block)):
+                return False
+    return True
+
+
 def readers_available() -> list[str]:
     import importlib.util
 
     return ["polars"] + (["pyarrow"] if importlib.util.find_spec("pyarrow") else [])
 
 
-def benchmark(
-    data: Path, records: int, work: Path, runs: int, readers: Sequence[str], log: Any = sys.stderr
-) -> dict[str, Any]:
+def with_source(src: Path) -> dict[str, str]:
+    """This process's environment with `src` first on the path."""
     environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
-    to_run = commands(data, work, readers)
+    environment["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return environment
+
+
+def benchmark(
+    data: Path,
+    records: int,
+    work: Path,
+    runs: int,
+    readers: Sequence[str],
+    log: Any = sys.stderr,
+    baseline: Path | None = None,
+) -> dict[str, Any]:
+    environment = with_source(ROOT / "src")
+    environments = {BASELINE: with_source(baseline)} if baseline is not None else {}
+    to_run = commands(data, work, readers, baseline)
     measured = {name: Measured() for name in to_run}
     checks: dict[str, dict[str, float]] = {}
     load_before = os.getloadavg()
     for turn in range(runs + 1):  # turn 0 warms the caches, and its outputs are checked
         for name, command in to_run.items():
             Path(command[-1]).unlink(missing_ok=True)
-            wall, cpu, rss = run_measured(command, environment, work / f"{name}.stderr")
+            wall, cpu, rss = run_measured(
+                command, environments.get(name, environment), work / f"{name}.stderr"
+            )
             print(
                 f"{'warm-up' if turn == 0 else f'turn {turn}'}: {name} {wall:.2f} s, {rss:.0f} MiB",
                 file=log,
@@ -322,10 +355,17 @@ def benchmark(
                 measured[name].cpu_s.append(cpu)
                 measured[name].peak_rss_mib.append(rss)
         if turn == 0:
+            if baseline is not None and not same_bytes(
+                Path(to_run[PREDICTFLOW][-1]), Path(to_run[BASELINE][-1])
+            ):
+                raise SystemExit(f"predictflow's output differs from the baseline's ({baseline})")
             for reader in readers:
                 checks[reader] = agreement(Path(to_run[PREDICTFLOW][-1]), Path(to_run[reader][-1]), records)
     medians = {name: m.medians() for name, m in measured.items()}
     ours = medians[PREDICTFLOW]["wall_s"]
+    compared = {reader: ours / medians[reader]["wall_s"] for reader in readers}
+    if baseline is not None:
+        compared[BASELINE] = ours / medians[BASELINE]["wall_s"]
     return {
         "records": records,
         "data": str(data),
@@ -333,7 +373,8 @@ def benchmark(
         "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "median": medians,
-        "ratio_predictflow_to": {reader: ours / medians[reader]["wall_s"] for reader in readers},
+        "ratio_predictflow_to": compared,
+        **({"baseline": str(baseline)} if baseline is not None else {}),
         "each_run": {name: asdict(m) for name, m in measured.items()},
         "agreement": checks,
     }
@@ -346,7 +387,9 @@ def table(results: Mapping[str, Any]) -> str:
         f"{'':36} {'wall s':>7} {'predictflow/this':>17} {'CPU s':>7} {'peak RSS MiB':>13}",
     ]
     for name, median in results["median"].items():
-        label = "predictflow predict" if name == PREDICTFLOW else PEERS[name]
+        label = {PREDICTFLOW: "predictflow predict", BASELINE: "predictflow predict, baseline"}.get(
+            name, PEERS.get(name, name)
+        )
         ratio = "" if name == PREDICTFLOW else f"{results['ratio_predictflow_to'][name]:.2f}x"
         wall, cpu, rss = median["wall_s"], median["cpu_s"], median["peak_rss_mib"]
         rows.append(f"{label:36} {wall:7.2f} {ratio:>17} {cpu:7.2f} {rss:13.0f}")
@@ -382,12 +425,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--one-cpu", action="store_true", help="pin every process to one CPU")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run `predictflow predict` with this `src` folder first on the path, in the same turns",
+    )
     args = parser.parse_args(argv)
     if args.one_cpu:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # inherited by every child
     data = make_data(args.data_dir, args.records)
     with tempfile.TemporaryDirectory(prefix="predictflow-peers-", dir=args.data_dir) as work:
-        results = benchmark(data, args.records, Path(work), args.runs, readers_available())
+        results = benchmark(
+            data, args.records, Path(work), args.runs, readers_available(), baseline=args.baseline
+        )
     print(json.dumps(results, indent=2) if args.json else table(results))
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,64 @@ def test_a_missing_file_is_one_clear_line(runner: CliRunner) -> None:
     assert result.exit_code == 2
     assert "does not exist" in result.stderr
     assert "Traceback" not in result.output
+
+
+# Run as `predictflow predict` runs, noting at exit which modules the process imported.
+NOTING_MODULES = """
+import atexit, json, sys
+noted = sys.argv.pop(1)
+atexit.register(lambda: open(noted, "w").write(json.dumps(sorted(sys.modules))))
+from predictflow.cli import main
+main()
+"""
+NOT_FOR_PREDICT = (
+    "predictflow.api",
+    "predictflow.console",
+    "predictflow.local",
+    "predictflow.service",
+    "predictflow.sources",
+    "predictflow.pipeline.stores",
+    "predictflow.cli.commands",
+    "predictflow.cli.send",
+    "botocore.config",  # clients' (the predictors import botocore.exceptions only, to name errors)
+    "moto",
+    "boto3",
+    "rich",
+    "aws_lambda_powertools",
+)
+
+
+def test_predict_imports_neither_the_stack_nor_the_api(tmp_path: Path) -> None:
+    """What `predict` imports is its start-up time: the API, the console, the local stack, boto3
+    and rich are for the other commands (about 0.3 s before they were imported lazily)."""
+    noted = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", NOTING_MODULES, str(noted), "predict", str(EVENTS / "records-good.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 5
+    imported = json.loads(noted.read_text())
+    assert "predictflow.offline" in imported  # the wrapper saw the command run
+    assert [
+        m for m in imported if m.split(".")[0] in ("moto", "boto3", "rich", "aws_lambda_powertools")
+    ] == []
+    assert [m for m in imported if m.startswith(NOT_FOR_PREDICT)] == []
+
+
+def test_every_command_is_listed_and_runs_its_help(runner: CliRunner) -> None:
+    listed = runner.invoke(cli, ["--help"])
+    assert listed.exit_code == 0, listed.output
+    names = [line.split()[0] for line in listed.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert names == [
+        *("console", "dead-letters", "dlq", "executions", "local", "logs", "model", "predict"),
+        *("replay", "results", "send", "show", "upload", "wait"),
+    ]
+    for name in names:
+        shown = runner.invoke(cli, [name, "--help"])
+        assert shown.exit_code == 0, (name, shown.output)
+        assert f"Usage: cli {name}" in shown.stdout

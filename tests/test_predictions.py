@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 
 from predictflow.bundle import TargetSpec
+from predictflow.bundle.format import Task
 from predictflow.metrics import evaluate
 from predictflow.predictions import labels_of, prediction_lines
 
@@ -115,3 +117,158 @@ def test_multiclass_and_regression_metrics_match_scikit_learn() -> None:
     regression = evaluate(REGRESSION, [*truth, None], np.append(values, 99.0))
     assert regression["records"] == 40
     assert regression["rmse"] == pytest.approx(mean_squared_error(truth, values) ** 0.5)
+
+
+def lines_before(
+    target: TargetSpec,
+    model_version: str,
+    lines: list[int],
+    answers: Any,
+    *,
+    ids: list[str] | None = None,
+    actual: list[Any] | None = None,
+    origins: dict[int, dict[str, Any]] | None = None,
+) -> str:
+    """`prediction_lines` as it was before it spelled each label once per batch (a json.dumps
+    per record): the new one must write the same bytes."""
+    quote = json.dumps
+    head = [f'{{"line":{line}' for line in lines]
+    if ids is not None:
+        head = [f'{h},"id":{quote(row_id)}' for h, row_id in zip(head, ids, strict=True)]
+    if origins:
+        head = [
+            f'{h},"origin":{quote(origins[line], separators=(",", ":"))}' if line in origins else h
+            for h, line in zip(head, lines, strict=True)
+        ]
+    middle = [f',"model_version":{quote(model_version)}'] * len(lines)
+    if actual is not None:
+        middle = [m if a is None else f'{m},"actual":{quote(a)}' for m, a in zip(middle, actual, strict=True)]
+    if target.task == "regression":
+        tails = [f',"value":{value!r}}}\n' for value in answers.tolist()]
+    else:
+        labels = [quote(label) for label in labels_of(target, answers)]
+        if target.task == "binary":
+            tails = [
+                f',"label":{label},"probability":{p!r}}}\n'
+                for label, p in zip(labels, answers.tolist(), strict=True)
+            ]
+        else:
+            keys = [quote(label) for label in target.labels]
+            objects = [
+                "{" + ",".join(f"{k}:{p!r}" for k, p in zip(keys, row, strict=True)) + "}"
+                for row in answers.tolist()
+            ]
+            tails = [
+                f',"label":{label},"probabilities":{probabilities}}}\n'
+                for label, probabilities in zip(labels, objects, strict=True)
+            ]
+    return "".join(map("".join, zip(head, middle, tails, strict=True)))
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6)
+PROBABILITY = st.floats(0, 1) | st.floats(0, 1, width=32) | st.sampled_from([0.5, 0.8, float("nan")])
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[TargetSpec, dict[str, Any], Any]:
+    """A target of any task (labels with quotes, `%`, any script), and a batch for it."""
+    task: Task = draw(st.sampled_from(["binary", "multiclass", "regression"]))
+    labels: tuple[str, ...] = ()
+    if task != "regression":
+        count = 2 if task == "binary" else draw(st.integers(3, 5))
+        labels = tuple(
+            draw(
+                st.lists(
+                    TEXT | st.sampled_from(["%s", '"', "ü", "%r"]),
+                    min_size=count,
+                    max_size=count,
+                    unique=True,
+                )
+            )
+        )
+    if task == "binary":
+        target = TargetSpec("t", task, labels, labels[1], draw(st.sampled_from([0.5, 0.8, 0.0, 1.0])))
+    else:
+        target = TargetSpec("t", task, labels)
+    size = draw(st.integers(0, 12))
+    lines = sorted(draw(st.lists(st.integers(1, 10**9), min_size=size, max_size=size, unique=True)))
+    if task == "multiclass":
+        answers = np.array(
+            draw(
+                st.lists(
+                    st.lists(PROBABILITY, min_size=len(labels), max_size=len(labels)),
+                    min_size=size,
+                    max_size=size,
+                )
+            ),
+            dtype=np.float64,
+        ).reshape(size, len(labels))
+    else:
+        numbers = PROBABILITY if task == "binary" else st.floats(allow_nan=True, allow_infinity=True)
+        answers = np.array(draw(st.lists(numbers, min_size=size, max_size=size)), dtype=np.float64)
+    options: dict[str, Any] = {}
+    if draw(st.booleans()):
+        options["ids"] = draw(st.lists(TEXT, min_size=size, max_size=size))
+    if draw(st.booleans()):
+        value: st.SearchStrategy[Any] = (
+            st.floats() if task == "regression" else st.sampled_from(labels) | TEXT
+        )
+        options["actual"] = draw(st.lists(st.none() | value, min_size=size, max_size=size))
+    if len(lines) > 0 and draw(st.booleans()):
+        origin = st.fixed_dictionaries(
+            {"source_key": TEXT, "version_id": st.none() | TEXT, "line": st.integers(1, 99)}
+        )
+        options["origins"] = draw(st.dictionaries(st.sampled_from(lines), origin))
+    return target, {"lines": lines, **options}, answers
+
+
+@settings(max_examples=400)
+@given(batches())
+def test_lines_are_the_bytes_they_were_and_the_documented_entries(
+    batch: tuple[TargetSpec, dict[str, Any], Any],
+) -> None:
+    target, options, answers = batch
+    text = prediction_lines(target, 'm-%s"ü', answers=answers, **options)
+    actual = options.get("actual") or []
+    zeros = {math.copysign(1, a) for a in actual if isinstance(a, float) and a == 0}
+    if zeros != {1, -1}:
+        # The old spelled each `actual` once by dict, where 0.0 and -0.0 are one key: it wrote
+        # whichever came first for both (json.dumps writes each as itself, as the new does).
+        assert text == lines_before(target, 'm-%s"ü', answers=answers, **options)
+    if not np.isfinite(answers).all():
+        return  # repr spells NaN `nan` (as it always did), json.dumps `NaN`
+    expected = []
+    for at, line in enumerate(options["lines"]):
+        entry: dict[str, Any] = {"line": line}
+        if "ids" in options:
+            entry["id"] = options["ids"][at]
+        if line in options.get("origins", {}):
+            entry["origin"] = options["origins"][line]
+        entry["model_version"] = 'm-%s"ü'
+        if actual and actual[at] is not None:
+            entry["actual"] = actual[at]
+        if target.task == "regression":
+            entry["value"] = float(answers[at])
+        elif target.task == "binary":
+            entry["label"] = labels_of(target, answers[at : at + 1])[0]
+            entry["probability"] = float(answers[at])
+        else:
+            entry["label"] = labels_of(target, answers[at : at + 1])[0]
+            entry["probabilities"] = dict(zip(target.labels, answers[at].tolist(), strict=True))
+        expected.append(reference(entry) + "\n")
+    assert text == "".join(expected)
+
+
+def test_lines_and_answers_of_different_lengths_are_an_error() -> None:
+    with pytest.raises(ValueError, match=r"shorter|longer"):
+        prediction_lines(BINARY, "v", [1, 2, 3], np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match=r"shorter|longer"):
+        prediction_lines(BINARY, "v", [1, 2], np.array([0.1, 0.2]), actual=[">50K"])
+
+
+def test_each_actual_number_is_spelled_as_json_dumps_spells_it() -> None:
+    """Numbers are not spelled once per batch as labels are: 0.0 and -0.0 are one dict key."""
+    actual: list[Any] = [0.0, -0.0, float("nan"), float("inf"), 1e300, None]
+    text = prediction_lines(REGRESSION, "v", [1, 2, 3, 4, 5, 6], np.ones(6), actual=actual)
+    spelled = [line.partition('"actual":')[2].split(",")[0] for line in text.splitlines()]
+    assert spelled == ["0.0", "-0.0", "NaN", "Infinity", "1e+300", ""]

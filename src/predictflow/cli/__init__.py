@@ -22,6 +22,7 @@ away (`| head`).
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -30,17 +31,42 @@ from typing import Any
 import click
 
 from predictflow.cli.aws import aws_of, connection_options, explain
-from predictflow.cli.commands import dead_letters, dlq, executions, replay, results, show, upload, wait
-from predictflow.cli.console import console
-from predictflow.cli.local import local
-from predictflow.cli.logs import logs
-from predictflow.cli.model import model
-from predictflow.cli.predict import predict
-from predictflow.cli.send import send
+
+COMMANDS = {
+    "predict": "predictflow.cli.predict",
+    "local": "predictflow.cli.local",
+    "model": "predictflow.cli.model",
+    "upload": "predictflow.cli.commands",
+    "wait": "predictflow.cli.commands",
+    "executions": "predictflow.cli.commands",
+    "show": "predictflow.cli.commands",
+    "results": "predictflow.cli.commands",
+    "dead-letters": "predictflow.cli.commands:dead_letters",
+    "replay": "predictflow.cli.commands",
+    "dlq": "predictflow.cli.commands",
+    "console": "predictflow.cli.console",
+    "send": "predictflow.cli.send",
+    "logs": "predictflow.cli.logs",
+}
+"""Each command's module (and its name there, where it is not the command's): a command is
+imported when it is run or listed, so that `predictflow predict` does not import boto3, rich,
+the API or the local stack, which the other commands need (about 0.3 s of its start-up)."""
 
 
 class Cli(click.Group):
-    """Turns any error into one line on stderr (and exit 1) unless --debug is given."""
+    """Imports each command when it is wanted (see `COMMANDS`), and turns any error into one
+    line on stderr (and exit 1) unless --debug is given."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute or cmd_name)
+            assert isinstance(command, click.Command), COMMANDS[cmd_name]
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -88,25 +114,6 @@ def _discard_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # no file descriptor (click's test runner)
         pass
-
-
-for command in (
-    predict,
-    local,
-    model,
-    upload,
-    wait,
-    executions,
-    show,
-    results,
-    dead_letters,
-    replay,
-    dlq,
-    console,
-):
-    cli.add_command(command)
-cli.add_command(send)
-cli.add_command(logs)
 
 
 def main() -> None:
