@@ -755,7 +755,7 @@ class MotoBridge:
         from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
         original_asl_parse = vars(AmazonStateLanguageParser)["parse"]
-        AmazonStateLanguageParser.parse = staticmethod(_parse_once(original_asl_parse.__func__))  # type: ignore[method-assign]
+        AmazonStateLanguageParser.parse = staticmethod(_parse_once(original_asl_parse.__func__))  # type: ignore[method-assign, assignment]
 
         from moto.s3.exceptions import S3ClientError
         from moto.s3.models import S3Backend
