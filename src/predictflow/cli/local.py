@@ -129,6 +129,9 @@ def up(
         clear_local_state()
         raise
     write_local_state(endpoint, ready=True)
+    # The deployed stack's objects live as long as this process: left out of collections,
+    # the first execution does not pay a pass over all of them (about 0.2 s).
+    gc.freeze()
     click.echo(
         f"local stack on {stack.endpoint_url}, deployed from template.yaml "
         f"in {time.monotonic() - started:.1f}s"
