@@ -10,7 +10,9 @@
 - throughput: one file of N records, `predictflow local run FILE` against
   `predictflow predict FILE -o /dev/null`, both as whole processes, run in turns so that both
   see the same machine, and where the local run's time goes (per function, from the
-  invoker's timings).
+  invoker's timings). With `--baseline TREE` (another checkout, e.g. a `git worktree` of an
+  earlier commit), that tree's `local run` runs in the same turns, so a change is measured
+  against its baseline on the same machine at the same moments.
 
 The benchmark keeps its own cache folder (PREDICTFLOW_CACHE_DIR), so runs are comparable.
 """
@@ -21,6 +23,7 @@ import argparse
 import collections
 import itertools
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,7 +88,8 @@ def latency(files: int) -> list[float]:
 
 
 def where_the_time_goes(path: Path) -> dict[str, Any]:
-    """A stack started as `local run` starts it: seconds to start and deploy, then upload to
+    """A stack started as `local run` starts it (but as the second stack of this process, after
+    the latency one: its imports are done): seconds to start and deploy, then upload to
     SUCCEEDED in wall seconds, CPU seconds of the whole process, and CPU seconds per function
     (its handler threads). The rest of the CPU is moto (S3, DynamoDB, EventBridge), the Step
     Functions interpreter and the Lambda invoke path around the handlers. Invocations
@@ -111,10 +115,18 @@ def where_the_time_goes(path: Path) -> dict[str, Any]:
     return {"start": start_seconds, "wall": total, "cpu": cpu, "cpu_by_part": dict(spent)}
 
 
-def whole_process(command: list[str]) -> float:
+def whole_process(command: list[str], tree: Path = ROOT) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of `command` run with `tree`'s sources first on
+    the path. CPU is the steadier figure where other work shares the machine."""
+    environment = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(tree / "src"), os.environ.get("PYTHONPATH", "")])
+    }
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
-    return time.perf_counter() - started
+    subprocess.run(command, check=True, capture_output=True, cwd=tree, env=environment)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -122,6 +134,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--latency-files", type=int, default=30)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--baseline", type=Path, help="Another checkout whose `local run` runs in the same turns."
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("PREDICTFLOW_CACHE_DIR", tempfile.mkdtemp(prefix="predictflow-bench-"))
@@ -135,20 +150,33 @@ def main() -> None:
     print(f"single-record file, upload to prediction: p50 {statistics.median(waits):.3f} s, p95 {p95:.3f} s")
     with tempfile.TemporaryDirectory() as scratch:
         path = records_file(Path(scratch), args.records)
-        pairs = [
-            (
-                whole_process([*PREDICTFLOW, "predict", str(path), "-o", "/dev/null"]),
-                whole_process([*PREDICTFLOW, "local", "run", str(path)]),
-            )
-            for _ in range(args.runs)
-        ]
+        runs: list[dict[str, tuple[float, float]]] = []
+        for _ in range(args.runs):
+            turn = {
+                "predict": whole_process([*PREDICTFLOW, "predict", str(path), "-o", "/dev/null"]),
+                "local run": whole_process([*PREDICTFLOW, "local", "run", str(path)]),
+            }
+            if args.baseline is not None:
+                turn["baseline"] = whole_process([*PREDICTFLOW, "local", "run", str(path)], args.baseline)
+            runs.append(turn)
         profile = where_the_time_goes(path)
-    predict, local = min(p for p, _ in pairs), min(r for _, r in pairs)
-    print(f"{args.records:,} records, {args.runs} runs in turns (predict s, local run s, ratio):")
-    for predict_seconds, local_seconds in pairs:
-        print(f"  {predict_seconds:6.2f} {local_seconds:6.2f} {local_seconds / predict_seconds:5.2f}")
-    print(f"best of each: predictflow predict {predict:.2f} s, ", end="")
-    print(f"predictflow local run {local:.2f} s (ratio {local / predict:.2f}, target <= 4)")
+    names = list(runs[0])
+    print(f"{args.records:,} records, {args.runs} runs in turns, wall s / CPU s (ratio to predict's):")
+    print("  " + " | ".join(f"{name:>24}" for name in names))
+    for turn in runs:
+        cells = []
+        for name in names:
+            (wall, cpu), (predict_wall, predict_cpu) = turn[name], turn["predict"]
+            cells.append(f"{wall:5.2f} / {cpu:5.2f} ({wall / predict_wall:4.2f}, {cpu / predict_cpu:4.2f})")
+        print("  " + " | ".join(f"{cell:>24}" for cell in cells))
+    best = {name: (min(t[name][0] for t in runs), min(t[name][1] for t in runs)) for name in names}
+    for name in names:
+        wall, cpu = best[name]
+        print(f"best {name}: {wall:.2f} s wall (ratio {wall / best['predict'][0]:.2f}), ", end="")
+        print(f"{cpu:.2f} s CPU (ratio {cpu / best['predict'][1]:.2f})")
+    print("(local run's target: <= 4 times predict's wall time; issue 14's goal: <= 2)")
+    if args.baseline is not None:
+        print(f"baseline: `local run` of {args.baseline}")
     print(f"inside a local run: start and deploy {profile['start']:.2f} s, then upload to SUCCEEDED ", end="")
     print(f"{profile['wall']:.2f} s of wall time, {profile['cpu']:.2f} s of CPU on {os.cpu_count()} cores:")
     for name, seconds in sorted(profile["cpu_by_part"].items(), key=lambda item: -item[1]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from predictflow.cli import cli
@@ -220,3 +222,38 @@ def test_local_run_log_level_info_prints_the_functions_lines_on_stderr_not_in_th
     assert '"message":"validated chunk"' in verbose.stderr
     quiet = CliRunner().invoke(cli, ["local", "run", mixed, "--json"])
     assert "validated chunk" not in quiet.stderr
+
+
+def test_local_run_starts_without_full_collections_and_gives_the_collector_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deploy makes millions of long-lived objects; a full collection over them during the
+    start cost a quarter of a second of every `local run`. The collector is the caller's again
+    afterwards: enabled, nothing left frozen."""
+    full_passes_in_start: list[int] = []
+    starting = False
+    original_start = LocalStack.start
+
+    def start(stack: LocalStack) -> None:
+        nonlocal starting
+        starting = True
+        try:
+            original_start(stack)
+        finally:
+            starting = False
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2 and starting:
+            full_passes_in_start.append(1)
+
+    monkeypatch.setattr(LocalStack, "start", start)
+    gc.callbacks.append(watch)
+    try:
+        result = CliRunner().invoke(cli, ["local", "run", str(EVENTS / "records-good.csv"), "--json"])
+    finally:
+        gc.callbacks.remove(watch)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"]["predicted"] == 5
+    assert full_passes_in_start == []
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import moto
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from predictflow.local.moto_bridge import (
@@ -471,3 +472,93 @@ def test_waiting_until_idle_waits_for_the_invocations_in_flight() -> None:
     released.set()
     assert invoker.wait_until_idle(timeout=5) is True
     caller.join()
+
+
+MAP_DEFINITION = json.dumps(
+    {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 2,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Double",
+                    "States": {
+                        "Double": {
+                            "Type": "Pass",
+                            "Parameters": {"value.$": "States.MathAdd($, $)"},
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+)
+
+
+def run_to_end(sfn: Any, machine: str, document: dict[str, Any]) -> dict[str, Any]:
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(document))["executionArn"]
+    deadline = time.monotonic() + 10
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return dict(described)
+
+
+def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(aws: None) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    # Pinned: moto lexes and parses the definition on every call (create, each execution,
+    # each describe).
+    assert (
+        AmazonStateLanguageParser.parse(MAP_DEFINITION)[1]
+        is not AmazonStateLanguageParser.parse(MAP_DEFINITION)[1]
+    )
+    bridge = MotoBridge(LambdaInvoker()).install()
+    try:
+        first_program, first_tree = AmazonStateLanguageParser.parse(MAP_DEFINITION)
+        second_program, second_tree = AmazonStateLanguageParser.parse(MAP_DEFINITION)
+        assert first_tree is second_tree
+        assert first_program is not second_program
+        sfn, role = boto3.client("stepfunctions", region_name=REGION), role_arn()
+        machine = sfn.create_state_machine(name="map", definition=MAP_DEFINITION, roleArn=role)[
+            "stateMachineArn"
+        ]
+        outputs = [run_to_end(sfn, machine, {"items": items}) for items in ([1, 2, 3], [10, 20])]
+        # A definition that does not parse is refused at every attempt, as before.
+        for attempt in ("broken-1", "broken-2"):
+            with pytest.raises(ClientError, match="ASLParserException"):
+                sfn.create_state_machine(
+                    name=attempt, definition='{"StartAt": "A", "States": {', roleArn=role
+                )
+    finally:
+        bridge.close()
+    assert [o["status"] for o in outputs] == ["SUCCEEDED", "SUCCEEDED"]
+    assert [json.loads(o["output"]) for o in outputs] == [
+        [{"value": 2}, {"value": 4}, {"value": 6}],
+        [{"value": 20}, {"value": 40}],
+    ]
+    assert (
+        AmazonStateLanguageParser.parse(MAP_DEFINITION)[1]
+        is not AmazonStateLanguageParser.parse(MAP_DEFINITION)[1]
+    )
+
+
+def test_a_second_install_reuses_the_loaders_the_first_one_shared() -> None:
+    import botocore.session
+
+    undo = share_botocore_loader()
+    try:
+        first = botocore.session.Session().get_component("data_loader")
+    finally:
+        undo()
+    undo = share_botocore_loader()
+    try:
+        # A second stack in the process does not parse botocore's models again.
+        assert botocore.session.Session().get_component("data_loader") is first
+    finally:
+        undo()

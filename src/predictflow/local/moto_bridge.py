@@ -35,6 +35,11 @@ state machine target. This module fills exactly those gaps:
 11. What a function logs goes to CloudWatch Logs (`FunctionLogs`), as Lambda sends it: log
     group `/aws/lambda/<function name>`, one stream per container (here: per invocation slot
     in use), so `predictflow logs` reads the local stack as it reads AWS.
+12. A state machine's definition is lexed and parsed once (speed only): moto parses it with
+    ANTLR when the machine is created, again for each execution, and again for each
+    DescribeExecution (its variable references), about 40 ms of CPU each for predictflow's
+    definition. The parse tree is kept per definition; each execution still builds its own
+    program from it, so no evaluation state is shared between executions.
 
 And one addition to aws-lambda-powertools, for concurrent invocations in one process:
 `isolate_powertools_log_keys` gives each invocation its own copy of the Logger's keys
@@ -91,20 +96,30 @@ def check_moto_version() -> None:
         )
 
 
+_loaders_lock = threading.Lock()
+_session_loaders: dict[str | None, Any] = {}
+_moto_loaders: list[Any] = []
+"""The shared loaders outlive one install: a process that starts a second stack (tests, the
+benchmark, `local up` after a failed start) would otherwise parse botocore's JSON models
+again, about 0.2 s of CPU. What a loader holds is botocore's data files, the same for every
+stack."""
+
+
 def share_botocore_loader() -> Callable[[], None]:
     """Make the botocore data loaders created from now on one per kind (botocore caches what a
     loader has parsed, so each model is parsed once per process): one shared by every new
     botocore session, per data path, and one for moto's reading of the models it serves
-    (its loader adds moto's own model extras). Returns the function that restores both."""
+    (its loader adds moto's own model extras). Returns the function that restores both
+    factories (the loaders are kept for the next install)."""
     import botocore.loaders
     import botocore.session
     import moto.core.utils
 
     session_factory = botocore.session.create_loader
     moto_factory = moto.core.utils.create_loader  # type: ignore[attr-defined]
-    lock = threading.Lock()
-    session_loaders: dict[str | None, botocore.loaders.Loader] = {}
-    moto_loaders: list[botocore.loaders.Loader] = []
+    lock = _loaders_lock
+    session_loaders: dict[str | None, botocore.loaders.Loader] = _session_loaders
+    moto_loaders: list[botocore.loaders.Loader] = _moto_loaders
 
     def shared_session_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
         with lock:
@@ -589,6 +604,35 @@ def aws_shaped_s3_event(event: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
+PARSE_TREES_KEPT: Final = 32
+"""Definitions whose parse trees are kept (a stack has one state machine; tests make more)."""
+
+
+def _parse_once(parse: Callable[[str], tuple[Any, Any]]) -> Callable[[str], tuple[Any, Any]]:
+    """`AmazonStateLanguageParser.parse`, lexing and parsing each definition once: a kept
+    parse tree is only walked again by moto's Preprocessor, which makes a new program (the
+    components an execution evaluates) each time, as the original does after its parse. A
+    definition that fails to parse is not kept, so it fails each time as before."""
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse_once(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            program, tree = parse(definition)
+            with lock:
+                if len(trees) >= PARSE_TREES_KEPT:
+                    trees.clear()
+                trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    return parse_once
+
+
 class _ScaledTime:
     """Stands in for the `time` module of moto's Retry evaluation: waits scaled by `scale`."""
 
@@ -707,6 +751,12 @@ class MotoBridge:
         for module, parse in original_parsers.items():
             module.parse = functools.lru_cache(maxsize=1024)(parse)  # type: ignore[attr-defined]
 
+        # Gap 12: every caller reaches the parser through this class attribute.
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+        original_asl_parse = vars(AmazonStateLanguageParser)["parse"]
+        AmazonStateLanguageParser.parse = staticmethod(_parse_once(original_asl_parse.__func__))  # type: ignore[method-assign, assignment]
+
         from moto.s3.exceptions import S3ClientError
         from moto.s3.models import S3Backend
 
@@ -735,6 +785,7 @@ class MotoBridge:
             lambda_eval_utils.boto_client_for = original_client_for  # type: ignore[attr-defined]
             for module, parse in original_parsers.items():
                 module.parse = parse  # type: ignore[attr-defined]
+            AmazonStateLanguageParser.parse = original_asl_parse  # type: ignore[method-assign]
 
         self._undo.append(undo)
         if self.retry_wait_scale != 1.0:

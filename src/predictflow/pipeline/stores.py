@@ -235,8 +235,12 @@ class PredictionStore:
             raise_storage_error(error, f"s3://{self.bucket}/{key}")
 
     def write_part(self, ref: ObjectRef, chunk_index: int, jsonl: str) -> str:
-        """One chunk's predictions, already as JSON lines. Level 1 compresses JSON lines nearly
-        as well as level 6 at twice the speed; mtime 0 makes a retried write byte-identical."""
+        """One chunk's predictions, already as JSON lines, gzipped at level 1; mtime 0 makes a
+        retried write byte-identical. Measured on a part of 9,500 prediction lines (1.02 MB):
+        level 1 makes 150 KB in 3.1 ms, level 6 130 KB in 8.6 ms (13% fewer bytes for 2.8
+        times the CPU). Storing the part uncompressed would save about 2 ms of CPU per part
+        (compress and put through moto), 1% of a local run, for 6.9 times the bytes stored
+        and read back, and readers expect gzip; a small part costs 0.05 ms to compress."""
         key = self.part_key(ref, chunk_index)
         self._put(key, gzip.compress(jsonl.encode(), compresslevel=1, mtime=0), "application/gzip")
         return key
