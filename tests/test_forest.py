@@ -240,10 +240,11 @@ def test_an_altered_library_is_not_loaded_and_the_deploy_check_refuses_it(tmp_pa
 def test_a_compiled_forest_that_differs_from_onnx_runtime_is_refused_by_the_check(tmp_path: Path) -> None:
     folder = _copy_bundle(tmp_path)
     source = (folder / "forest" / "forest.c").read_text()
-    # One leaf of the first tree worth a little more: a miscompiled or stale library.
-    first_leaf = source.index("s0 += ")
-    end = source.index(";", first_leaf)
-    wrong = source[:first_leaf] + source[first_leaf:end] + " + 0.01f" + source[end:]
+    # One leaf of the first tree worth a little more: a miscompiled or stale library. The
+    # first value of the first trees' leaf table (the branch-free layout takes every Adult tree).
+    first_leaf = source.index("{{", source.index("static const float W0[")) + 2
+    end = source.index(",", first_leaf)
+    wrong = source[:end] + " + 0.01f" + source[end:]
     library = compile_library(wrong, HOST)
     assert library is not None
     path = folder / "forest" / f"{platform_key()}.so"
