@@ -136,7 +136,8 @@ def complete(tree: Tree, width: int) -> Complete | None:
         nan_high, below, swap = _ORDERED[(node.mode, node.missing_true)]
         cut = np.float32(node.threshold)
         if below:
-            cut = np.nextafter(cut, np.float32(-np.inf))
+            with np.errstate(over="ignore"):  # below -FLT_MAX is -inf, and `v > -inf` is `v >= -FLT_MAX`
+                cut = np.nextafter(cut, np.float32(-np.inf))
         nodes[position] = (node.feature + (width if nan_high else 0), float(cut))
         left, right = (node.false, node.true) if swap else (node.true, node.false)
         place(left, 2 * position + 1, level + 1)
