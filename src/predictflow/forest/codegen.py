@@ -34,8 +34,10 @@ META: Final = "pf_forest_meta"
 LAYOUTS: Final = ("branch-free", "goto")
 MAX_DEPTH: Final = 8
 """Deeper trees keep the goto layout: a complete tree doubles with each level (2^8 leaves is 1 KiB)."""
-ROWS: Final = 4
-"""Rows walked together: measured 1, 2, 4, 8 (benchmarks/forest_speed.py); 4 was fastest."""
+ROWS: Final = 8
+"""Rows walked together (benchmarks/forest_speed.py, Adult, x86_64, in turns): 1 row 0.48 s,
+2 0.43 s, 4 0.36 s, 8 0.31 s per 1M rows; 16 looked faster once on a loaded machine (untried on
+arm64, where 8 lanes of indices and sums still fit the 31 registers)."""
 
 _TESTS: Final = {
     # mode: (test, test when a missing value takes the true branch). NaN fails every ordered
