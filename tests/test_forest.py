@@ -240,10 +240,11 @@ def test_an_altered_library_is_not_loaded_and_the_deploy_check_refuses_it(tmp_pa
 def test_a_compiled_forest_that_differs_from_onnx_runtime_is_refused_by_the_check(tmp_path: Path) -> None:
     folder = _copy_bundle(tmp_path)
     source = (folder / "forest" / "forest.c").read_text()
-    # One leaf of the first tree worth a little more: a miscompiled or stale library.
-    first_leaf = source.index("s0 += ")
-    end = source.index(";", first_leaf)
-    wrong = source[:first_leaf] + source[first_leaf:end] + " + 0.01f" + source[end:]
+    # One leaf of the first tree worth a little more: a miscompiled or stale library. The
+    # first value of the first trees' leaf table (the branch-free layout takes every Adult tree).
+    first_leaf = source.index("{{", source.index("static const float W0[")) + 2
+    end = source.index(",", first_leaf)
+    wrong = source[:end] + " + 0.01f" + source[end:]
     library = compile_library(wrong, HOST)
     assert library is not None
     path = folder / "forest" / f"{platform_key()}.so"
@@ -317,3 +318,75 @@ def test_the_arm64_library_lambda_loads_gives_onnx_runtimes_scores_under_qemu(tm
     forest = compiled(ADULT.model_bytes)
     assert np.array_equal(raw, forest.raw(rows)), "arm64 and x86_64 libraries sum differently"
     assert_same(forest.finish(raw), ort_scores(ADULT.model_bytes, rows))
+
+
+# --------------------------------------------------------------------------- branch-free layout
+ORDERED_MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT")
+CUTS = (0.5, 0.0, -0.0, -3.4028234663852886e38, 1e-45)
+
+
+def _every_ordered_split() -> bytes:
+    """A regressor whose trees use every ordered mode with both missing-value directions, at
+    thresholds where `v >= t` as `v > (the float below t)` could go wrong (0, -0, -FLT_MAX, the
+    smallest denormal), one leaf above the last level (padding), weights that name their path,
+    each tree its own target so that no sum hides a wrong leaf."""
+    from onnx import TensorProto, helper
+
+    nodes: dict[str, list[Any]] = {
+        key: [] for key in ("treeids", "nodeids", "featureids", "modes", "values", "true", "false", "missing")
+    }
+    leaves: dict[str, list[Any]] = {"treeids": [], "nodeids": [], "ids": [], "weights": []}
+
+    def add(
+        tree: int, node: int, feature: int, mode: str, value: float, true: int, false: int, miss: int
+    ) -> None:
+        for key, item in zip(nodes, (tree, node, feature, mode, value, true, false, miss), strict=True):
+            nodes[key].append(item)
+
+    tree = 0
+    for mode in ORDERED_MODES:
+        for missing in (1, 0):
+            for cut in CUTS:
+                # root on x0; its true branch a second test on x1, its false branch a leaf
+                add(tree, 0, 0, mode, cut, 1, 2, missing)
+                add(tree, 1, 1, ORDERED_MODES[(tree + 1) % 4], -cut, 3, 4, 1 - missing)
+                for leaf, weight in ((2, 1.0), (3, 2.0), (4, 4.0)):
+                    add(tree, leaf, 0, "LEAF", 0.0, 0, 0, 0)
+                    for key, item in zip(leaves, (tree, leaf, tree, weight), strict=True):
+                        leaves[key].append(item)
+                tree += 1
+    ensemble = helper.make_node(
+        "TreeEnsembleRegressor", ["features"], ["variable"], domain="ai.onnx.ml", n_targets=tree,
+        nodes_treeids=nodes["treeids"], nodes_nodeids=nodes["nodeids"], nodes_featureids=nodes["featureids"],
+        nodes_modes=nodes["modes"], nodes_values=nodes["values"], nodes_truenodeids=nodes["true"],
+        nodes_falsenodeids=nodes["false"], nodes_missing_value_tracks_true=nodes["missing"],
+        target_treeids=leaves["treeids"], target_nodeids=leaves["nodeids"], target_ids=leaves["ids"],
+        target_weights=leaves["weights"],
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [ensemble], "splits",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, tree])],
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 3)]
+    return bytes(helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString())
+
+
+def test_every_ordered_split_and_missing_direction_takes_the_branch_free_layout_and_scores_as_ort() -> None:
+    model_bytes = _every_ordered_split()
+    ensemble = read_ensemble(model_bytes, "features", "variable")
+    source = c_source(ensemble, "0" * 64)
+    assert "goto" not in source, "a tree of ordered splits kept the goto layout"
+    values = [np.float32(c) for c in CUTS] + [np.float32(np.nan), np.float32(np.inf), np.float32(-np.inf)]
+    with np.errstate(over="ignore"):  # the float below -FLT_MAX is -inf
+        values += [np.nextafter(v, np.float32(s)) for v in values[: len(CUTS)] for s in (np.inf, -np.inf)]
+    rows = np.array([[a, b] for a in values for b in values], dtype=np.float32)
+    forest = compiled(model_bytes, "variable")
+    assert_same(forest.predict(rows), ort_scores(model_bytes, rows, "variable"))
+    # The sums are the goto layout's bit for bit, for every count of rows walked together.
+    for together in (1, 3, 8):
+        library = compile_library(c_source(ensemble, "0" * 64, "branch-free", together), HOST)
+        assert library is not None
+        other = CompiledForest(library, "0" * 64)
+        for count in (1, 5, len(rows)):
+            assert np.array_equal(other.raw(rows[:count]), forest.raw(rows[:count]))

@@ -56,8 +56,9 @@ def compilers(arch: str) -> list[str]:
     return [found for name in names if (found := shutil.which(name))]
 
 
-def compile_library(source: str, arch: str) -> bytes | None:
-    """The shared library for `arch`, or None when no compiler for it is installed."""
+def compile_library(source: str, arch: str, extra: tuple[str, ...] = ()) -> bytes | None:
+    """The shared library for `arch`, or None when no compiler for it is installed. `extra`
+    flags are for measuring (benchmarks/forest_speed.py); bundles are built with `FLAGS` only."""
     found = compilers(arch)
     if not found:
         return None
@@ -66,7 +67,7 @@ def compile_library(source: str, arch: str) -> bytes | None:
         c_file.write_text(source)
         library = Path(folder) / "forest.so"
         subprocess.run(  # noqa: S603 - a compiler found on PATH, fixed flags, our own files
-            [found[0], *FLAGS, "-o", str(library), str(c_file)],
+            [found[0], *FLAGS, *extra, "-o", str(library), str(c_file)],
             check=True, capture_output=True, timeout=TIMEOUT_S,
         )  # fmt: skip
         return library.read_bytes()
