@@ -47,13 +47,21 @@ def ort_scores(model_bytes: bytes, rows: np.ndarray, output: str = "probabilitie
     return np.asarray(scores, dtype=np.float64).reshape(len(rows), -1)
 
 
+COMPILED: dict[tuple[str, str, str], CompiledForest] = {}
+
+
 def compiled(
     model_bytes: bytes, output: str = "probabilities", input_name: str = "features"
 ) -> CompiledForest:
+    """The model's forest, compiled once per test run: the hypothesis tests draw many rows for
+    the same few models, and a compile takes seconds."""
     sha = hashlib.sha256(model_bytes).hexdigest()
-    library = compile_library(c_source(read_ensemble(model_bytes, input_name, output), sha), HOST)
-    assert library is not None, "no C compiler for this machine"
-    return CompiledForest(library, sha)
+    key = (sha, output, input_name)
+    if key not in COMPILED:
+        library = compile_library(c_source(read_ensemble(model_bytes, input_name, output), sha), HOST)
+        assert library is not None, "no C compiler for this machine"
+        COMPILED[key] = CompiledForest(library, sha)
+    return COMPILED[key]
 
 
 def thresholds(model_bytes: bytes, output: str) -> dict[int, list[float]]:

@@ -32,6 +32,10 @@ ABI: Final = 1
 PREDICT: Final = "pf_forest_predict"
 META: Final = "pf_forest_meta"
 LAYOUTS: Final = ("branch-free", "goto")
+MAX_RUNS_WALKED_TOGETHER: Final = 32
+"""Forests in more runs than this (see `_runs`) walk one row at a time: the code per row is
+written once per run, and gcc's time grows faster than the code."""
+
 MAX_DEPTH: Final = 8
 """Deeper trees keep the goto layout: a complete tree doubles with each level (2^8 leaves is 1 KiB)."""
 ROWS: Final = 8
@@ -159,6 +163,13 @@ def c_source(ensemble: Ensemble, model_sha256: str, layout: str = "branch-free",
     escaped = description.replace("\\", "\\\\").replace('"', '\\"')
     width, sums = ensemble.width, range(ensemble.columns)
     shapes = [complete(tree, width) if layout == "branch-free" else None for tree in ensemble.trees]
+    if any(shape is None for shape in shapes) or len(_runs(shapes)) > MAX_RUNS_WALKED_TOGETHER:
+        # Each goto tree, and each run of branch-free trees, is written once per row walked
+        # together: a multiclass forest (its trees alternate between classes, so every run is
+        # one tree) or one of many goto trees made a function gcc took minutes to compile
+        # (68 s against 2 s for the trainer's test). Such forests walk one row at a time; their
+        # branch-free trees still save the mispredictions.
+        rows = 1
     lanes = range(rows)
     one = rows == 1
     lines = [
