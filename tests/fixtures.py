@@ -5,6 +5,7 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,16 @@ def upload_and_wait(
         "VersionId"
     ]
     return key, version, stack.wait_for_executions(before + 1, timeout=timeout)[before]
+
+
+def free_port() -> int:
+    """A free port whose next one is free too: `local up` serves the API on --port + 1."""
+    while True:
+        with socket.socket() as probe, socket.socket() as next_one:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            try:
+                next_one.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port

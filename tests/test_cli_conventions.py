@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import uuid
@@ -21,17 +20,11 @@ from click.testing import CliRunner, Result
 from predictflow.cli import cli
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
-from tests.fixtures import EVENTS, ROOT
+from tests.fixtures import EVENTS, ROOT, free_port
 from tests.statemachine.mocks import use_test_case_with_real_handlers
 
 DOCS = ROOT / "docs" / "cli.md"
 PREDICTFLOW = [sys.executable, "-c", "from predictflow.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from click.testing import CliRunner
 from predictflow.cli import cli
 from predictflow.cli.aws import LOCAL_REGION, local_endpoint, read_local_state
 from predictflow.local.stack import REGION, LocalStack
-from tests.fixtures import EVENTS
+from tests.fixtures import EVENTS, free_port
 
 
 def test_local_run_json_summary_and_outputs(tmp_path: Path) -> None:
@@ -104,19 +103,6 @@ def test_a_failed_execution_keeps_its_error_and_cause_in_the_summary(tmp_path: P
     assert summary["files"][0]["status"] == "FAILED"
     assert summary["files"][0]["error"] == "NoRecords"
     assert "no record lines" in summary["files"][0]["cause"]
-
-
-def free_port() -> int:
-    """A free port whose next one is free too: `local up` serves the API on --port + 1."""
-    while True:
-        with socket.socket() as probe, socket.socket() as next_one:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-            try:
-                next_one.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
 
 
 def test_the_served_stack_answers_the_cli_over_http() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import ROOT
+from tests.fixtures import ROOT, free_port
 
 README = ROOT / "README.md"
 MARKER = re.compile(
@@ -61,12 +60,6 @@ def test_the_readme_marks_the_blocks_it_promises_to_run() -> None:
     kinds = {block.needs for block in BLOCKS}
     assert {"", "local-stack"} <= kinds, kinds
     assert sum(len(block.commands) for block in BLOCKS) >= 10
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -11,13 +10,7 @@ from click.testing import CliRunner
 from predictflow.cli import cli
 from predictflow.local.stack import LocalStack
 from tests.conftest import running_stack
-from tests.fixtures import EVENTS
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.fixtures import EVENTS, free_port
 
 
 @pytest.fixture(scope="module")

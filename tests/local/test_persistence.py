@@ -29,8 +29,7 @@ from predictflow.local.persistence import (
 )
 from predictflow.local.stack import MOTO_STATE_DUMP
 from tests.conftest import running_stack
-from tests.fixtures import EVENTS
-from tests.test_cli_local import free_port
+from tests.fixtures import EVENTS, free_port
 
 
 @contextmanager

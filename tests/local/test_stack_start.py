@@ -39,3 +39,16 @@ def test_a_caller_that_paused_the_collector_finds_it_paused_after_the_start() ->
             assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_two_served_stacks_one_after_the_other_in_one_process_both_deploy() -> None:
+    """A served stack's resources live in moto's process-wide backends; stopping it clears them,
+    or the next stack meets a log group named after the same stack."""
+    from tests.conftest import running_stack
+    from tests.fixtures import free_port
+
+    arns = []
+    for _ in range(2):
+        with running_stack(server_port=free_port()) as stack:
+            arns.append(stack.outputs["StateMachineArn"])
+    assert arns[0] != arns[1]

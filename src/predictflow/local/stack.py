@@ -290,6 +290,13 @@ class LocalStack:
                 self._store.save(self._deploy_suffix)
             except Exception as error:  # noqa: BLE001 - raised below, once everything has stopped
                 unsaved = error
+        if self.server_port is not None and self.deployment is not None:
+            # A served stack's state lives in moto's process-wide backends, which stopping the
+            # server does not clear (mock_aws does): a second stack in this process would meet
+            # the first one's resources (a log group named after the stack already exists).
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
