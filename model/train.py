@@ -51,10 +51,6 @@ from typing import Any
 
 import lightgbm
 import numpy as np
-import onnx
-import onnxmltools
-import onnxruntime
-import sklearn
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -66,7 +62,7 @@ from predictflow.bundle.check import check_bundle  # noqa: E402
 from predictflow.bundle.format import ModelSpec, RecordSchema  # noqa: E402
 from predictflow.forest.build import FOLDER, attach_forest  # noqa: E402
 from predictflow.records import parse_chunk  # noqa: E402
-from predictflow.training.export import INPUT_NAME, ONNX_OPSET, onnx_bytes  # noqa: E402
+from predictflow.training.export import INPUT_NAME, ONNX_OPSET, library_versions, onnx_bytes  # noqa: E402
 from predictflow.training.report import write_report  # noqa: E402
 
 DATA = ROOT / "model" / "data" / "adult.data"
@@ -185,14 +181,7 @@ def main() -> None:
         "rounds": rounds,
         "cross_validation": {"folds": FOLDS, "seed": SEED, **cv},
         "report": "report/index.html",
-        "libraries": {
-            "lightgbm": lightgbm.__version__,
-            "onnxmltools": onnxmltools.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-        },
+        "libraries": library_versions(),
     }
     bundle = SCHEMA.versioned_bundle(model, model_bytes, training=training)
     version = bundle.model_version

@@ -4,63 +4,51 @@
 from __future__ import annotations
 
 import json
-import threading
-from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 
+from predictflow.local.stack import LocalStack
 from predictflow.local.stream_bridge import KinesisPoller, SqsPoller, StreamBridge
 from tests.conftest import running_stack
 from tests.fixtures import ARTICLE, EVENTS
+from tests.reliability.test_faults import Faults, inject
 from tests.streams.outputs import queue, stream_dead_letters, stream_predictions
 
 MIXED = (EVENTS / "records-mixed.csv").read_text().splitlines()[1:]
 
 
-class FailOnce:
+def table_throttled_once() -> Faults:
     """Fails the first BatchWriteItem a Lambda thread makes, as a throttled table would."""
+    faults = Faults(
+        "BatchWriteItem", 1, code="ProvisionedThroughputExceededException", status=400, service="dynamodb"
+    )
+    inject(faults)
+    return faults
 
-    def __init__(self) -> None:
-        self.raised = 0
-        self.lock = threading.Lock()
 
-    def __call__(self, **_: Any) -> None:
-        if not threading.current_thread().name.startswith("lambda-"):
-            return
-        with self.lock:
-            if self.raised:
-                return
-            self.raised += 1
-        raise ClientError(
-            {
-                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"},
-                "ResponseMetadata": {"HTTPStatusCode": 400},
-            },
-            "BatchWriteItem",
-        )
+def drained(local: LocalStack) -> StreamBridge:
+    """The stack's stream mappings polled until every message and record is handled."""
+    assert local.deployment is not None
+    bridge = StreamBridge(
+        local.deployment.stream_mappings, local.client, local.invoker.invoke, "us-east-1", 0.0
+    ).start()
+    try:
+        bridge.wait_until_drained(60)
+    finally:
+        bridge.stop()
+    return bridge
 
 
 def test_a_transient_table_failure_retries_only_its_message() -> None:
-    faults = FailOnce()
     # No delivery until both messages are queued, so that they arrive in one batch.
     with running_stack(retry_wait_scale=0.0, streams=False) as local:
         try:
-            boto3.setup_default_session()
-            assert boto3.DEFAULT_SESSION is not None
-            boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", faults)
+            faults = table_throttled_once()
             url, _ = queue(local)
             sqs = local.client("sqs")
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"records": MIXED}))
             sqs.send_message(QueueUrl=url, MessageBody=ARTICLE)
-            assert local.deployment is not None
-            bridge = StreamBridge(
-                local.deployment.stream_mappings, local.client, local.invoker.invoke, "us-east-1", 0.0
-            ).start()
-            try:
-                bridge.wait_until_drained(60)
-            finally:
-                bridge.stop()
+            bridge = drained(local)
         finally:
             boto3.DEFAULT_SESSION = None
         assert faults.raised == 1
@@ -79,12 +67,9 @@ def test_a_transient_table_failure_retries_only_its_message() -> None:
 
 
 def test_a_transient_table_failure_on_kinesis_rereads_the_shard_from_that_record() -> None:
-    faults = FailOnce()
     with running_stack(retry_wait_scale=0.0, streams=False) as local:
         try:
-            boto3.setup_default_session()
-            assert boto3.DEFAULT_SESSION is not None
-            boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", faults)
+            faults = table_throttled_once()
             stream = local.outputs["StreamName"]
             answer = local.client("kinesis").put_records(
                 StreamName=stream,
@@ -94,14 +79,7 @@ def test_a_transient_table_failure_on_kinesis_rereads_the_shard_from_that_record
                 ],
             )
             ids = [f"{r['ShardId']}/{r['SequenceNumber']}" for r in answer["Records"]]
-            assert local.deployment is not None
-            bridge = StreamBridge(
-                local.deployment.stream_mappings, local.client, local.invoker.invoke, "us-east-1", 0.0
-            ).start()
-            try:
-                bridge.wait_until_drained(60)
-            finally:
-                bridge.stop()
+            bridge = drained(local)
         finally:
             boto3.DEFAULT_SESSION = None
         assert faults.raised == 1

@@ -165,21 +165,41 @@ def _predict_whole_file(
         ref, execution_arn, claimed_at=claimed_at, counts=totals, compact_predictions=jsonl,
         model_version=version,
     )  # fmt: skip
+    summary = _file_summary(
+        ref, execution_arn, version, "SUCCEEDED", totals, chunks=1, predictions="ledger",
+        ignored=list(batch.ignored_columns),
+    )  # fmt: skip
+    return holder, summary
+
+
+def _file_summary(
+    ref: ObjectRef,
+    execution_arn: str,
+    model_version: str | None,
+    status: str,
+    totals: dict[str, int],
+    *,
+    chunks: int,
+    predictions: str,
+    ignored: list[str],
+) -> dict[str, Any]:
+    """How a file ended, as its execution's output and its manifest say it (Finalize, or Fetch
+    for a file it predicted whole)."""
     summary: dict[str, Any] = {
         "source_bucket": ref.bucket,
         "source_key": ref.key,
         "version_id": ref.version_id,
         "execution_arn": execution_arn,
-        "model_version": version,
-        "status": "SUCCEEDED",
+        "model_version": model_version,
+        "status": status,
         **totals,
-        "chunks": 1,
-        "predictions": "ledger",
+        "chunks": chunks,
+        "predictions": predictions,
         "finished_at": now(),
     }
-    if batch.ignored_columns:
-        summary["ignored_columns"] = list(batch.ignored_columns)
-    return holder, summary
+    if ignored:
+        summary["ignored_columns"] = ignored
+    return summary
 
 
 def _stash_name(execution_arn: str, chunk: dict[str, Any], stage: str) -> str:
@@ -495,23 +515,18 @@ def finalize(payload: dict[str, Any], stores: Stores) -> dict[str, Any]:
         ]
     )
     ignored: list[str] = next((c["ignored_columns"] for c in chunk_counts if c.get("ignored_columns")), [])
-    summary: dict[str, Any] = {
-        "source_bucket": ref.bucket,
-        "source_key": ref.key,
-        "version_id": ref.version_id,
-        "execution_arn": execution_arn,
-        "model_version": payload.get("model_version"),
-        "status": status,
-        **totals,
-        "failed_chunks": failed_chunks,
-        "chunks": len(chunk_counts),
-        "predictions": f"s3://{stores.predictions.bucket}/{stores.predictions.folder(ref)}"
+    summary = _file_summary(
+        ref,
+        execution_arn,
+        payload.get("model_version"),
+        status,
+        totals | {"failed_chunks": failed_chunks},
+        chunks=len(chunk_counts),
+        predictions=f"s3://{stores.predictions.bucket}/{stores.predictions.folder(ref)}"
         if parts
         else "ledger",
-        "finished_at": now(),
-    }
-    if ignored:
-        summary["ignored_columns"] = ignored
+        ignored=ignored,
+    )
     if parts:
         stores.predictions.write_manifest(ref, summary | {"parts": parts})
     stores.ledger.finish(

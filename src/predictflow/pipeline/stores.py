@@ -457,6 +457,20 @@ def _ours_to_write(execution_arn: str) -> dict[str, dict[str, str]]:
     return {":me": {"S": execution_arn}, ":running": {"S": "RUNNING"}, ":succeeded": {"S": "SUCCEEDED"}}
 
 
+def _claim_item(
+    ref: ObjectRef, execution_arn: str, status: str, claimed_at: str
+) -> dict[str, dict[str, str]]:
+    """The ledger item a claim writes: which execution holds which file since when."""
+    return {
+        "pk": {"S": ref.identity},
+        "execution_arn": {"S": execution_arn},
+        "source_bucket": {"S": ref.bucket},
+        "source_key": {"S": ref.key},
+        "status": {"S": status},
+        "claimed_at": {"S": claimed_at},
+    }
+
+
 class Ledger:
     """One item per source object version: which execution owns it and how it ended."""
 
@@ -475,15 +489,7 @@ class Ledger:
         One request: a refused write returns the item that refused it (ALL_OLD), so telling a
         duplicate from a new file needs no second read that could fail on its own (a
         throttled read would dead-letter a file another execution is processing)."""
-        item = {
-            "pk": {"S": ref.identity},
-            "execution_arn": {"S": execution_arn},
-            "source_bucket": {"S": ref.bucket},
-            "source_key": {"S": ref.key},
-            "status": {"S": "RUNNING"},
-            "claimed_at": {"S": now()},
-        }
-        return self._put_if_ours(item, execution_arn)
+        return self._put_if_ours(_claim_item(ref, execution_arn, "RUNNING", now()), execution_arn)
 
     def _put_if_ours(self, item: dict[str, dict[str, str]], execution_arn: str) -> str | None:
         """Write the item unless another execution holds it (see _OURS_TO_WRITE): None when
@@ -609,15 +615,10 @@ class Ledger:
         records were all predicted in one step, the item is the file's only output, so the claim
         and the commit can be the same write. Returns None when the item is ours (new, or written
         by an earlier attempt of this execution), else the execution that holds it."""
-        item = {
-            "pk": {"S": ref.identity},
-            "execution_arn": {"S": execution_arn},
-            "source_bucket": {"S": ref.bucket},
-            "source_key": {"S": ref.key},
-            "status": {"S": "SUCCEEDED"},
-            "claimed_at": {"S": claimed_at},
+        item = _claim_item(ref, execution_arn, "SUCCEEDED", claimed_at) | {
             "finished_at": {"S": now()},
             "model_version": {"S": model_version},
             "compact_predictions": {"S": compact_predictions},
-        } | {name: {"N": str(value)} for name, value in counts.items()}
+        }
+        item |= {name: {"N": str(value)} for name, value in counts.items()}
         return self._put_if_ours(item, execution_arn)

@@ -35,3 +35,23 @@ def onnx_bytes(booster: Any, *, name: str, width: int, input_name: str = INPUT_N
     output = "probabilities" if "probabilities" in outputs else outputs[-1]
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString()), output
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries that trained and exported a model, as a bundle records them
+    (the same data and these versions give the same bytes)."""
+    import lightgbm
+    import numpy as np
+    import onnx
+    import onnxmltools
+    import onnxruntime
+    import sklearn
+
+    return {
+        "lightgbm": lightgbm.__version__,
+        "onnxmltools": onnxmltools.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+    }

@@ -45,7 +45,7 @@ from predictflow.errors import MissingColumns
 from predictflow.forest.build import attach_forest
 from predictflow.training import fit
 from predictflow.training.errors import TrainingError
-from predictflow.training.export import INPUT_NAME, ONNX_OPSET, onnx_bytes
+from predictflow.training.export import INPUT_NAME, ONNX_OPSET, library_versions, onnx_bytes
 from predictflow.training.infer import Table, complete_schema, infer_schema, read_table
 
 Floats = npt.NDArray[np.float64]
@@ -289,12 +289,7 @@ def provenance(
     classes: int,
     options: TrainOptions,
 ) -> dict[str, Any]:
-    import lightgbm
     import matplotlib
-    import onnx
-    import onnxmltools
-    import onnxruntime
-    import sklearn
 
     best = search.best.setting
     hyperparameters = fit.base_params(task, classes, options.seed) | best.params()
@@ -315,15 +310,7 @@ def provenance(
         "hyperparameters": hyperparameters | {"categorical_splits": best.categorical},
         "rounds": search.rounds,
         "cross_validation": search.describe(task) | {"best_rounds": search.best.rounds},
-        "libraries": {
-            "lightgbm": lightgbm.__version__,
-            "onnxmltools": onnxmltools.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-            "matplotlib": matplotlib.__version__,
-        },
+        "libraries": library_versions() | {"matplotlib": matplotlib.__version__},
     }
     if options.report:
         training["report"] = f"{REPORT_DIR}/index.html"
