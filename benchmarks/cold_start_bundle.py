@@ -145,7 +145,7 @@ def child_environment(endpoint: str) -> dict[str, str]:
         "PREDICTFLOW_DEAD_LETTER_TABLE": "dead-letters",
         "PREDICTFLOW_LEDGER_TABLE": "ledger",
         "PREDICTFLOW_MAX_FILE_BYTES": "1000000",
-        "PREDICTFLOW_CHUNK_BYTES": "1048576",
+        "PREDICTFLOW_CHUNK_BYTES": "4194304",
         "PREDICTFLOW_PREDICTOR_BACKEND": "embedded",
         "POWERTOOLS_SERVICE_NAME": "predictflow",
         "POWERTOOLS_METRICS_NAMESPACE": "predictflow",

@@ -10,10 +10,12 @@ columns. The text fast path (`path="text"`) is held to the same reference.
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from predictflow import records
 from predictflow.bundle import CompiledSchema
 from predictflow.bundle.format import FieldSpec, ModelSpec, RecordSchema
 from predictflow.errors import MissingColumns
@@ -247,6 +249,35 @@ def test_the_byte_path_equals_check_record_with_a_regression_target(
 @given(st.binary(max_size=300), st.sampled_from([1, 2]))
 def test_the_byte_path_equals_check_record_on_any_bytes(data: bytes, first_line: int) -> None:
     _assert_agrees(data, SCHEMA, _PLAIN | {"first_line": first_line})
+
+
+# A chunk longer than BYTE_PATH_SLICE_BYTES is read a slice of whole lines at a time: the same
+# outcome, whichever lines the cuts fall between (a header, a long line, a blank run, CRLF, the
+# last line without a line feed).
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([SCHEMA, WIDE, REGRESSION]).flatmap(
+        lambda schema: st.tuples(st.just(schema), _chunk(schema))
+    ),
+    st.integers(min_value=1, max_value=120),
+)
+def test_a_chunk_read_in_slices_equals_check_record(
+    drawn: tuple[CompiledSchema, tuple[bytes, dict[str, Any]]], slice_bytes: int
+) -> None:
+    schema, (data, arguments) = drawn
+    reference = _outcome(parse_chunk_reference, data, schema, arguments)
+    with patch.object(records, "BYTE_PATH_SLICE_BYTES", slice_bytes):
+        assert _outcome(parse_chunk, data, schema, arguments) == reference
+
+
+def test_a_header_in_a_later_slice_is_still_the_header() -> None:
+    header = ", ".join(spec.name for spec in SCHEMA.spec.fields).encode()
+    record = ADULT_DATA.read_bytes().splitlines()[0]
+    data = b"\n" * 5 + header + b"\n" + record + b"\n" + record + b"\n"
+    reference = _outcome(parse_chunk_reference, data, SCHEMA, _PLAIN)
+    with patch.object(records, "BYTE_PATH_SLICE_BYTES", 3):
+        assert _outcome(parse_chunk, data, SCHEMA, _PLAIN) == reference
+        assert parse_chunk(data, SCHEMA).lines == [7, 8]
 
 
 def test_the_whole_training_split_is_read_by_the_byte_path_as_by_check_record() -> None:
