@@ -12,7 +12,6 @@ import pytest
 
 from predictflow.bundle import default_bundle
 from predictflow.offline import predict_file
-from predictflow.predictors import EmbeddedPredictor
 from predictflow.records import parse_chunk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +46,7 @@ def test_the_peer_encodes_as_predictflow_does(sample: Path, reader: str) -> None
 def test_the_peer_predicts_what_predictflow_predicts(sample: Path, tmp_path: Path) -> None:
     ours, theirs = tmp_path / "predictflow.jsonl", tmp_path / "peer.jsonl"
     with ours.open("w") as out:
-        report = predict_file(sample, out, None, EmbeddedPredictor(default_bundle()))
+        report = predict_file(sample, out, None, default_bundle())
     assert report.predicted == ROWS
     peers.peer("polars", sample, theirs)
     check = peers.agreement(ours, theirs, ROWS)
