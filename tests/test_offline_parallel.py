@@ -12,6 +12,10 @@ import math
 import multiprocessing
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -266,6 +270,33 @@ def test_a_worker_that_dies_breaks_the_run_rather_than_hanging(tmp_path: Path) -
     with pytest.raises(BrokenProcessPool):
         run(path, ADULT, JOBS, failing(lambda: os._exit(9)))
     assert no_workers_left()
+
+
+def test_ctrl_c_stops_the_workers_with_the_run(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the run ends as an interrupted command does, no
+    worker prints a traceback, and none is left running."""
+    path = tmp_path / "large.csv"
+    body = ADULT_DATA.read_bytes()
+    path.write_bytes(body * 10)  # 325,610 records: a second or more, on two cores
+    command = [sys.executable, "-c", "from predictflow.cli import main; main()", "predict", str(path)]
+    run = subprocess.Popen(
+        [*command, "--jobs", "2", "-o", str(tmp_path / "out.jsonl")],
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    workers: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and run.poll() is None:
+        workers = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
+        time.sleep(0.005)
+    assert len(workers) == 2, "the workers did not start"
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 1
+    assert stderr.strip() == "Aborted!"
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
 
 
 def test_a_record_error_pickles_whole() -> None:
