@@ -39,7 +39,7 @@ import click
     "-j",
     type=click.IntRange(min=1),
     help="Processes that score the file [default: the CPUs this process may use]; 1 scores it "
-    "in this process, as does a file under 4 MiB. The output is the same whatever the number.",
+    "in this process, as does a file under 8 MiB. The output is the same whatever the number.",
 )
 @click.pass_context
 def predict(
