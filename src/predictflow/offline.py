@@ -8,16 +8,14 @@ the metrics are byte for byte those of `jobs=1`, which scores every chunk in thi
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +26,9 @@ from predictflow.pipeline.chunks import plan_chunks
 from predictflow.predictions import answers_of, prediction_lines
 from predictflow.predictors.base import Predictor
 from predictflow.records import Layout, ParsedBatch, Rejection, parse_chunk
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 BATCH_BYTES = 1024 * 1024  # about 9,500 census records per model call
 PLAN_BLOCK_BYTES = 8 * 1024 * 1024
@@ -161,7 +162,7 @@ def predict_file(
             for rejection in chunk.rejections:
                 rejects.write(f"{path}:{rejection.line}: {rejection.reason.value}: {rejection.message}\n")
 
-    if jobs > 1 and _can_fork() and path.stat().st_size >= PARALLEL_MIN_BYTES:
+    if jobs > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES and _can_fork():
         _score_in_workers(path, bundle, make, jobs, write)
     else:
         predictor = make(bundle)
@@ -203,6 +204,10 @@ def _embedded(bundle: Bundle) -> Predictor:
 
 
 def _can_fork() -> bool:
+    # multiprocessing and concurrent.futures are imported only for a file workers score: they
+    # are 20 ms of a small file's run.
+    import multiprocessing
+
     return "fork" in multiprocessing.get_all_start_methods()
 
 
@@ -217,6 +222,9 @@ def _score_in_workers(
     sends it back whole); a worker that dies breaks the pool (BrokenProcessPool) rather than
     leaving a chunk unanswered. Fork, so that the workers start without importing anything
     again and take the bundle as it is in memory; each makes its own predictor."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(bundle, make))
     pending: deque[Future[ScoredChunk]] = deque()
