@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -147,6 +148,28 @@ def test_a_small_file_is_scored_in_this_process(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(offline, "PARALLEL_MIN_BYTES", path.stat().st_size + 1)
     _, _, report = run(path, ADULT, JOBS)
     assert report.processes == {os.getpid()}
+
+
+def test_the_main_process_holds_a_few_chunks_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most WINDOW_PER_JOB chunks per worker are in flight: the main process reads the file no
+    faster than the workers score it (8 MB of records in 64 KiB chunks, two workers)."""
+    path = tmp_path / "big.csv"
+    body = ("\n".join(UNLABELLED) + "\n").encode()  # no metrics: their arrays follow the file
+    path.write_bytes(body * (8_000_000 // len(body)))
+    size = path.stat().st_size
+    monkeypatch.setattr(offline, "BATCH_BYTES", 64 * 1024)
+    monkeypatch.setattr(offline, "PLAN_BLOCK_BYTES", 256 * 1024)
+    with (tmp_path / "out.jsonl").open("w") as out:
+        tracemalloc.start()
+        try:
+            report = offline.predict_file(path, out, None, ADULT, jobs=2)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert os.getpid() not in report.processes
+    assert peak < size / 4, f"peak {peak / 1e6:.1f} MB reading {size / 1e6:.1f} MB"
 
 
 @pytest.fixture(scope="module")
