@@ -12,9 +12,10 @@ Contestants, each a fresh process, timed from outside (wall seconds) with its CP
 peak RSS as GNU time (or, without it, a small wrapper calling `os.wait4`) reports them (see
 `measuring`): the CPU seconds of the process and its workers, the peak RSS of the largest one
 alone. `predictflow predict` is a tree of processes (its workers, `--jobs`), so the tree is also
-polled in /proc every 20 ms (`TreeSampler`) for each process's own peak (VmHWM): their sum is
-an upper bound of the tree's peak (each process at its own peak at once, and the pages a forked
-worker shares with its parent counted once per process).
+polled in /proc every 20 ms (`TreeSampler`) for each process's own peak (VmHWM; the largest
+process's is wait4's): their sum is an upper bound of the tree's peak (each process at its own
+peak at once, and the pages a forked worker shares with its parent counted once per process),
+give or take what a worker added in its last 20 ms.
 
 - `predictflow predict FILE -o OUT`, the console script, with this checkout's `src` first on the path,
   on every CPU the run may use (or `--jobs N`);
@@ -220,7 +221,8 @@ class Usage:
     peak_rss_mib: float
     """The largest process's own peak (wait4's ru_maxrss, as GNU time's %M)."""
     tree_peak_rss_mib: float
-    """The sum of every process's own peak, as `TreeSampler` saw them (0 without /proc)."""
+    """The sum of every process's own peak, as `TreeSampler` last saw them, the largest's as
+    wait4 gives it (0 without /proc)."""
     processes: int
 
 
@@ -352,12 +354,17 @@ def run_measured(
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         raise SystemExit(f"{' '.join(command)} ended with {returncode}:\n" + "\n".join(tail))
     kib, user, system = report.read_text().split()[-3:]  # GNU time puts a note before a failure's
+    peaks = sorted(sampler.peaks.values())
+    if peaks:
+        # The largest process's peak is known exactly (wait4); a poll may have missed its last
+        # 20 ms. The others' are as last polled.
+        peaks[-1] = max(peaks[-1], int(kib))
     return Usage(
         wall_s=wall,
         cpu_s=float(user) + float(system),
         peak_rss_mib=int(kib) / 1024,
-        tree_peak_rss_mib=sum(sampler.peaks.values()) / 1024,
-        processes=len(sampler.peaks),
+        tree_peak_rss_mib=sum(peaks) / 1024,
+        processes=len(peaks),
     )
 
 
@@ -515,9 +522,9 @@ def table(results: Mapping[str, Any]) -> str:
             f"{label:36} {wall:7.2f} {ratio:>17} {cpu:7.2f} {rss:13.0f} {median['processes']:9.0f} {tree}"
         )
     rows.append(
-        "peak RSS: the largest process's own; sum of peaks: each process's own peak, polled every "
-        "20 ms, added up (an upper bound of the tree's peak: pages a worker shares with its parent "
-        "count once per process)"
+        "peak RSS: the largest process's own; sum of peaks: each process's own peak (the largest's "
+        "as above, the others' polled every 20 ms) added up, an upper bound of the tree's peak "
+        "(pages a worker shares with its parent count once per process)"
     )
     for reader, check in results["agreement"].items():
         rows.append(
