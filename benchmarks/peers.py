@@ -2,17 +2,25 @@
 1M Adult records, run in turns.
 
     python benchmarks/peers.py [--runs 3] [--records 1000000] [--data-dir DIR] [--one-cpu] [--json]
-                               [--baseline SRC]
+                               [--baseline SRC] [--jobs N]
 
 The records are the training rows of model/data/adult.data repeated (headerless, the bundle's
 field order, the income column included, as the census extract has it), made once and kept in
 --data-dir (a folder in the temporary directory by default).
 
-Contestants, each a fresh process, timed from outside (wall seconds) with its own peak RSS and CPU
-seconds, as GNU time (or, without it, a small wrapper calling `os.wait4`) reports them for that one
-process (see `measuring`):
+Contestants, each a fresh process, timed from outside (wall seconds) with its CPU seconds and
+peak RSS as GNU time (or, without it, a small wrapper calling `os.wait4`) reports them (see
+`measuring`): the CPU seconds of the process and its workers, the peak RSS of the largest one
+alone. `predictflow predict` is a tree of processes (its workers, `--jobs`), so the tree is also
+polled in /proc every 20 ms (`TreeSampler`) for each process's own peak (VmHWM; the largest
+process's is wait4's): their sum is an upper bound of the tree's peak (each process at its own
+peak at once, and the pages a forked worker shares with its parent counted once per process),
+give or take what a worker added in its last 20 ms.
 
-- `predictflow predict FILE -o OUT`, the console script, with this checkout's `src` first on the path;
+- `predictflow predict FILE -o OUT`, the console script, with this checkout's `src` first on the path,
+  on every CPU the run may use (or `--jobs N`);
+- `predictflow predict --jobs 1 FILE -o OUT`, the same in one process, whose output must be byte for
+  byte the first one's;
 - the polars peer (`peers.py peer polars FILE OUT`): `polars.read_csv` (no header, the bundle's
   field names, every column as text), each feature stripped of its surrounding spaces and encoded
   as predictflow encodes it (features.py): a category as its index in the bundle's vocabulary
@@ -24,7 +32,8 @@ process (see `measuring`):
   checkout's `src`, e.g. `git archive main src | tar -x -C /tmp/base`), to measure a change against
   the code before it in the same turns; its output must be byte for byte predictflow's.
 
-Turns go predictflow, polars, pyarrow, predictflow, ... after one untimed warm-up turn, whose
+Turns go predictflow, predictflow --jobs 1, polars, pyarrow, predictflow, ... after one untimed
+warm-up turn, whose
 outputs are checked to agree: as many predictions as records, probabilities within 1e-6, the same
 labels (except where a probability is within 1e-6 of the threshold). The figures are only
 comparable within one run: the turns are there because the machine may be shared.
@@ -57,6 +66,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -74,6 +84,7 @@ SOURCE = ROOT / "model" / "data" / "adult.data"
 RECORDS = 1_000_000
 TOLERANCE = 1e-6
 PREDICTFLOW = "predictflow"
+SEQUENTIAL = "predictflow-jobs-1"
 BASELINE = "baseline"
 PEERS = {"polars": "polars + ONNX Runtime", "pyarrow": "pyarrow CSV + polars + ONNX Runtime"}
 
@@ -204,10 +215,28 @@ def make_data(folder: Path, records: int = RECORDS, source: Path = SOURCE) -> Pa
 
 
 @dataclass
+class Usage:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+    """The largest process's own peak (wait4's ru_maxrss, as GNU time's %M)."""
+    tree_peak_rss_mib: float
+    """The sum of every process's own peak, as `TreeSampler` last saw them, the largest's as
+    wait4 gives it (0 without /proc)."""
+    processes: int
+
+
+@dataclass
 class Measured:
     wall_s: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
     peak_rss_mib: list[float] = field(default_factory=list)
+    tree_peak_rss_mib: list[float] = field(default_factory=list)
+    processes: list[float] = field(default_factory=list)
+
+    def add(self, usage: Usage) -> None:
+        for name, value in asdict(usage).items():
+            getattr(self, name).append(value)
 
     def medians(self) -> dict[str, float]:
         return {name: statistics.median(values) for name, values in asdict(self).items()}
@@ -241,38 +270,124 @@ def measuring(report: Path, wrapper: bool | None = None) -> list[str]:
     return [str(GNU_TIME), "-f", USAGE_FORMAT, "-o", str(report)]
 
 
+PROC = Path("/proc")
+
+
+class TreeSampler(threading.Thread):
+    """Every `interval` seconds, each descendant of `root` and its own peak RSS so far (VmHWM,
+    KiB), kept per process id: the last value seen is the process's peak, up to what it reached
+    in its last `interval` (a worker's memory is steady by the time the run ends).
+
+    The root itself (GNU time, or the wrapper) is not counted. Polled from another thread, so
+    that the wall time is the command's, not rounded up to the next poll."""
+
+    def __init__(self, root: int, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peaks: dict[int, int] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self.done.wait(self.interval):
+                return
+
+    def sample(self) -> None:
+        for pid in descendants(self.root):
+            try:
+                status = (PROC / str(pid) / "status").read_text()
+            except OSError:  # ended since it was listed: its last sample stands
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peaks[pid] = max(self.peaks.get(pid, 0), int(line.split()[1]))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def descendants(root: int) -> list[int]:
+    """The processes below `root` (any of their threads' children), from /proc."""
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = list((PROC / str(pid) / "task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            todo.extend(children)
+    return found
+
+
 def run_measured(
     command: Sequence[str], environment: Mapping[str, str], log: Path, *, wrapper: bool | None = None
-) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one fresh process."""
+) -> Usage:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one fresh process and its tree."""
     report = log.with_suffix(".usage")
     with log.open("wb") as stderr:
         started = time.perf_counter()
-        done = subprocess.run(
+        process = subprocess.Popen(
             [*measuring(report, wrapper), *command],
             env=dict(environment),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            check=False,
         )
-        wall = time.perf_counter() - started
-    if done.returncode != 0:
+        sampler = TreeSampler(process.pid)
+        if PROC.is_dir():
+            sampler.start()
+        try:
+            returncode = process.wait()
+            wall = time.perf_counter() - started
+        finally:
+            if sampler.is_alive():
+                sampler.stop()
+    if returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        raise SystemExit(f"{' '.join(command)} ended with {done.returncode}:\n" + "\n".join(tail))
+        raise SystemExit(f"{' '.join(command)} ended with {returncode}:\n" + "\n".join(tail))
     kib, user, system = report.read_text().split()[-3:]  # GNU time puts a note before a failure's
-    return wall, float(user) + float(system), int(kib) / 1024
+    peaks = sorted(sampler.peaks.values())
+    if peaks:
+        # The largest process's peak is known exactly (wait4); a poll may have missed its last
+        # 20 ms. The others' are as last polled.
+        peaks[-1] = max(peaks[-1], int(kib))
+    return Usage(
+        wall_s=wall,
+        cpu_s=float(user) + float(system),
+        peak_rss_mib=int(kib) / 1024,
+        tree_peak_rss_mib=sum(peaks) / 1024,
+        processes=len(peaks),
+    )
 
 
 def commands(
-    data: Path, work: Path, readers: Sequence[str], baseline: Path | None = None
+    data: Path,
+    work: Path,
+    readers: Sequence[str],
+    baseline: Path | None = None,
+    jobs: int | None = None,
+    sequential: bool = True,
 ) -> dict[str, list[str]]:
+    """Each contestant's command. `jobs` goes to this checkout's predictflow only (a baseline
+    from before `--jobs` would refuse it); `sequential` adds predictflow with `--jobs 1`."""
     script = Path(sys.executable).parent / "predictflow"
     cli = (
         [str(script)]
         if script.exists()
         else [sys.executable, "-c", "from predictflow.cli import main; main()"]
     )
-    out = {PREDICTFLOW: [*cli, "predict", str(data), "-o", str(work / f"{PREDICTFLOW}.jsonl")]}
+    parallel = ["--jobs", str(jobs)] if jobs is not None else []
+    out = {PREDICTFLOW: [*cli, "predict", str(data), *parallel, "-o", str(work / f"{PREDICTFLOW}.jsonl")]}
+    if sequential:
+        out[SEQUENTIAL] = [*cli, "predict", str(data), "--jobs", "1", "-o", str(work / f"{SEQUENTIAL}.jsonl")]
     if baseline is not None:
         out[BASELINE] = [*cli, "predict", str(data), "-o", str(work / f"{BASELINE}.jsonl")]
     for reader in readers:
@@ -333,28 +448,31 @@ def benchmark(
     readers: Sequence[str],
     log: Any = sys.stderr,
     baseline: Path | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     environment = with_source(ROOT / "src")
     environments = {BASELINE: with_source(baseline)} if baseline is not None else {}
-    to_run = commands(data, work, readers, baseline)
+    to_run = commands(data, work, readers, baseline, jobs, sequential=jobs != 1)
     measured = {name: Measured() for name in to_run}
     checks: dict[str, dict[str, float]] = {}
     load_before = os.getloadavg()
     for turn in range(runs + 1):  # turn 0 warms the caches, and its outputs are checked
         for name, command in to_run.items():
             Path(command[-1]).unlink(missing_ok=True)
-            wall, cpu, rss = run_measured(
-                command, environments.get(name, environment), work / f"{name}.stderr"
-            )
+            usage = run_measured(command, environments.get(name, environment), work / f"{name}.stderr")
             print(
-                f"{'warm-up' if turn == 0 else f'turn {turn}'}: {name} {wall:.2f} s, {rss:.0f} MiB",
+                f"{'warm-up' if turn == 0 else f'turn {turn}'}: {name} {usage.wall_s:.2f} s, "
+                f"{usage.peak_rss_mib:.0f} MiB; {usage.processes} process(es), "
+                f"{usage.tree_peak_rss_mib:.0f} MiB at their peaks",
                 file=log,
             )
             if turn:
-                measured[name].wall_s.append(wall)
-                measured[name].cpu_s.append(cpu)
-                measured[name].peak_rss_mib.append(rss)
+                measured[name].add(usage)
         if turn == 0:
+            if SEQUENTIAL in to_run and not same_bytes(
+                Path(to_run[PREDICTFLOW][-1]), Path(to_run[SEQUENTIAL][-1])
+            ):
+                raise SystemExit("predictflow's output differs with --jobs 1")
             if baseline is not None and not same_bytes(
                 Path(to_run[PREDICTFLOW][-1]), Path(to_run[BASELINE][-1])
             ):
@@ -364,8 +482,9 @@ def benchmark(
     medians = {name: m.medians() for name, m in measured.items()}
     ours = medians[PREDICTFLOW]["wall_s"]
     compared = {reader: ours / medians[reader]["wall_s"] for reader in readers}
-    if baseline is not None:
-        compared[BASELINE] = ours / medians[BASELINE]["wall_s"]
+    for other in (SEQUENTIAL, BASELINE):
+        if other in medians:
+            compared[other] = ours / medians[other]["wall_s"]
     return {
         "records": records,
         "data": str(data),
@@ -374,6 +493,7 @@ def benchmark(
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "median": medians,
         "ratio_predictflow_to": compared,
+        "jobs": jobs,
         **({"baseline": str(baseline)} if baseline is not None else {}),
         "each_run": {name: asdict(m) for name, m in measured.items()},
         "agreement": checks,
@@ -384,15 +504,28 @@ def table(results: Mapping[str, Any]) -> str:
     rows = [
         f"{results['records']:,} records, median of {results['runs']} runs in turns, whole processes "
         f"(CPUs {results['cpus']}, load average {results['load_average_before_after']})",
-        f"{'':36} {'wall s':>7} {'predictflow/this':>17} {'CPU s':>7} {'peak RSS MiB':>13}",
+        f"{'':36} {'wall s':>7} {'predictflow/this':>17} {'CPU s':>7} {'peak RSS MiB':>13} "
+        f"{'processes':>9} {'sum of peaks MiB':>17}",
     ]
+    jobs = f" --jobs {results['jobs']}" if results.get("jobs") is not None else ""
+    labels = {
+        PREDICTFLOW: f"predictflow predict{jobs}",
+        SEQUENTIAL: "predictflow predict --jobs 1",
+        BASELINE: "predictflow predict, baseline",
+    }
     for name, median in results["median"].items():
-        label = {PREDICTFLOW: "predictflow predict", BASELINE: "predictflow predict, baseline"}.get(
-            name, PEERS.get(name, name)
-        )
+        label = labels.get(name, PEERS.get(name, name))
         ratio = "" if name == PREDICTFLOW else f"{results['ratio_predictflow_to'][name]:.2f}x"
         wall, cpu, rss = median["wall_s"], median["cpu_s"], median["peak_rss_mib"]
-        rows.append(f"{label:36} {wall:7.2f} {ratio:>17} {cpu:7.2f} {rss:13.0f}")
+        tree = f"{median['tree_peak_rss_mib']:17.0f}" if median["processes"] else f"{'n/a':>17}"
+        rows.append(
+            f"{label:36} {wall:7.2f} {ratio:>17} {cpu:7.2f} {rss:13.0f} {median['processes']:9.0f} {tree}"
+        )
+    rows.append(
+        "peak RSS: the largest process's own; sum of peaks: each process's own peak (the largest's "
+        "as above, the others' polled every 20 ms) added up, an upper bound of the tree's peak "
+        "(pages a worker shares with its parent count once per process)"
+    )
     for reader, check in results["agreement"].items():
         rows.append(
             f"{PEERS[reader]} agrees with predictflow: probabilities within "
@@ -430,13 +563,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         help="also run `predictflow predict` with this `src` folder first on the path, in the same turns",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="predictflow's --jobs [default: its own, every CPU]; other than 1, predictflow --jobs 1 "
+        "runs too, in the same turns",
+    )
     args = parser.parse_args(argv)
     if args.one_cpu:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # inherited by every child
     data = make_data(args.data_dir, args.records)
     with tempfile.TemporaryDirectory(prefix="predictflow-peers-", dir=args.data_dir) as work:
         results = benchmark(
-            data, args.records, Path(work), args.runs, readers_available(), baseline=args.baseline
+            data,
+            args.records,
+            Path(work),
+            args.runs,
+            readers_available(),
+            baseline=args.baseline,
+            jobs=args.jobs,
         )
     print(json.dumps(results, indent=2) if args.json else table(results))
 

@@ -87,6 +87,29 @@ def lightgbm_onnx(
     return bytes(model.SerializeToString())
 
 
+def write_table(path: Path, task: str, rows: int = 240, seed: int = 0) -> Path:
+    """A small table with a number, a count, a category with missing markers, a yes/no flag, an id."""
+    rng = np.random.default_rng(seed)
+    number = rng.normal(0, 1, rows)
+    count = rng.integers(0, 20, rows)
+    colours = np.array(["red", "green", "blue"])[rng.integers(0, 3, rows)]
+    flag = np.array(["yes", "no"])[rng.integers(0, 2, rows)]
+    signal = number + (colours == "red") + 0.1 * count + rng.normal(0, 0.5, rows)
+    lines = ["id,number,count,colour,flag,y"]
+    for i in range(rows):
+        colour = "" if i % 17 == 0 else "NA" if i % 23 == 0 else str(colours[i])
+        value = "?" if i % 31 == 0 else f"{number[i]:.3f}"
+        if task == "binary":
+            y = "yes" if signal[i] > 1.2 else "no"
+        elif task == "multiclass":
+            y = "low" if signal[i] < 0.5 else "mid" if signal[i] < 1.8 else "high"
+        else:
+            y = f"{3 * signal[i]:.4f}"
+        lines.append(f"r{i},{value},{count[i]},{colour},{flag[i]},{y}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def upload_and_wait(
     stack: Any, body: bytes, key: str | None = None, timeout: float = 120
 ) -> tuple[str, str, dict[str, Any]]:

@@ -133,7 +133,7 @@ def test_a_lightgbm_model_with_its_own_labels_becomes_a_bundle_that_scores_censu
             out_lines.append(text)
             return len(text)
 
-    report = predict_file(labelled, Sink(), Sink(), EmbeddedPredictor(bundle))  # type: ignore[arg-type]
+    report = predict_file(labelled, Sink(), Sink(), bundle)  # type: ignore[arg-type]
     assert report.predicted == 200
     assert report.quality is not None
     assert report.quality["roc_auc"] > 0.8

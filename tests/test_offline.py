@@ -132,7 +132,7 @@ def test_an_empty_file_is_no_records(tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
     out = io.StringIO()
-    report = offline.predict_file(path, out, None, PREDICTOR)
+    report = offline.predict_file(path, out, None, ADULT)
     assert (report.predicted, report.rejected, out.getvalue()) == (0, 0, "")
 
 

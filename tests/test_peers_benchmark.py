@@ -12,7 +12,6 @@ import pytest
 
 from predictflow.bundle import default_bundle
 from predictflow.offline import predict_file
-from predictflow.predictors import EmbeddedPredictor
 from predictflow.records import parse_chunk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +46,7 @@ def test_the_peer_encodes_as_predictflow_does(sample: Path, reader: str) -> None
 def test_the_peer_predicts_what_predictflow_predicts(sample: Path, tmp_path: Path) -> None:
     ours, theirs = tmp_path / "predictflow.jsonl", tmp_path / "peer.jsonl"
     with ours.open("w") as out:
-        report = predict_file(sample, out, None, EmbeddedPredictor(default_bundle()))
+        report = predict_file(sample, out, None, default_bundle())
     assert report.predicted == ROWS
     peers.peer("polars", sample, theirs)
     check = peers.agreement(ours, theirs, ROWS)
@@ -68,12 +67,41 @@ def test_the_record_file_repeats_the_source_and_is_made_once(tmp_path: Path) -> 
 @pytest.mark.parametrize("wrapper", [True, *([False] if peers.GNU_TIME.exists() else [])])
 def test_a_process_is_measured_alone_not_with_the_benchmark(tmp_path: Path, wrapper: bool) -> None:
     ballast = b"\x01" * (200 * 1024 * 1024)  # this process's peak RSS, which a child's exec keeps
-    wall, cpu, rss = peers.run_measured(
+    usage = peers.run_measured(
         [sys.executable, "-S", "-c", "x = b'1' * (40 * 1024 * 1024)"],
         {},
         tmp_path / "child.log",
         wrapper=wrapper,
     )
     assert len(ballast) > 0
-    assert 40 < rss < 100
-    assert 0 <= cpu < wall + 1
+    assert 40 < usage.peak_rss_mib < 100
+    assert 0 <= usage.cpu_s < usage.wall_s + 1
+    assert usage.processes == 1
+    assert 40 < usage.tree_peak_rss_mib < 100
+    assert usage.tree_peak_rss_mib >= usage.peak_rss_mib  # the last 20 ms are not lost
+
+
+# Three processes, each holding 60 MB at once for a while, then the parent waits for its two.
+TREE = """
+import os, time
+x = b'1' * (60 * 1024 * 1024)
+children = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        y = b'2' * (60 * 1024 * 1024)
+        time.sleep(0.5)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+"""
+
+
+def test_a_process_tree_is_measured_as_the_sum_of_its_processes_peaks(tmp_path: Path) -> None:
+    """A forked worker's memory is not in GNU time's %M (the largest process's alone): the
+    sampler adds every process's own peak."""
+    usage = peers.run_measured([sys.executable, "-S", "-c", TREE], {}, tmp_path / "tree.log")
+    assert usage.processes == 3
+    assert 60 < usage.peak_rss_mib < 180  # the largest process alone: a child's 60 MB and its parent's
+    assert usage.tree_peak_rss_mib > 2 * usage.peak_rss_mib

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
@@ -17,31 +16,9 @@ from predictflow.bundle.schema_files import SchemaFileError, read_schema_file, r
 from predictflow.cli import cli
 from predictflow.cli.train import train
 from predictflow.training.infer import infer_schema, read_table
+from tests.fixtures import write_table
 
 FAST = ["--folds", "3", "--max-settings", "1"]
-
-
-def write_table(path: Path, task: str, rows: int = 240, seed: int = 0) -> Path:
-    """A small table with a number, a count, a category with missing markers, a yes/no flag, an id."""
-    rng = np.random.default_rng(seed)
-    number = rng.normal(0, 1, rows)
-    count = rng.integers(0, 20, rows)
-    colours = np.array(["red", "green", "blue"])[rng.integers(0, 3, rows)]
-    flag = np.array(["yes", "no"])[rng.integers(0, 2, rows)]
-    signal = number + (colours == "red") + 0.1 * count + rng.normal(0, 0.5, rows)
-    lines = ["id,number,count,colour,flag,y"]
-    for i in range(rows):
-        colour = "" if i % 17 == 0 else "NA" if i % 23 == 0 else str(colours[i])
-        value = "?" if i % 31 == 0 else f"{number[i]:.3f}"
-        if task == "binary":
-            y = "yes" if signal[i] > 1.2 else "no"
-        elif task == "multiclass":
-            y = "low" if signal[i] < 0.5 else "mid" if signal[i] < 1.8 else "high"
-        else:
-            y = f"{3 * signal[i]:.4f}"
-        lines.append(f"r{i},{value},{count[i]},{colour},{flag[i]},{y}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def run_train(*args: str) -> Result:

@@ -64,3 +64,8 @@ class RecordError(ValueError):
         super().__init__(message)
         self.reason = reason
         self.field = field
+
+    def __reduce__(self) -> tuple[type[RecordError], tuple[RejectReason, str, str | None]]:
+        # Pickled with its own arguments, not `args` (the message alone): so that one raised in
+        # a `predict --jobs` worker reaches the main process whole.
+        return type(self), (self.reason, str(self), self.field)

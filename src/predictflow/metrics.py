@@ -52,37 +52,67 @@ def macro_f1(classes: npt.NDArray[np.int_], predicted: npt.NDArray[np.int_], cou
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def evaluate(
-    target: TargetSpec, actual: Sequence[Actual], answers: npt.NDArray[np.float64]
-) -> dict[str, float]:
-    """The task's metrics on the records whose target is known (`answers` as `answers_of` gives)."""
-    known = np.array([value is not None for value in actual], dtype=bool)
-    if not known.any():
-        return {}
-    values = [value for value in actual if value is not None]
-    scored = answers[known]
+def encode_targets(
+    target: TargetSpec, actual: Sequence[Actual]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.generic]]:
+    """Which records' targets are known, and those targets as the metrics read them: binary 1
+    for the positive label (int8), multiclass the label's index, regression the value (float64).
+
+    The one place that defines the encoding: `predict_file` encodes each batch as it is scored
+    (in the process that scored it) and keeps only these arrays, not a Python object per record.
+    """
+    values = np.asarray(actual, dtype=object)
+    known = np.asarray(values != None, dtype=bool)  # noqa: E711 - elementwise, in C
+    given = values[known]
     if target.task == "regression":
-        errors = scored - np.asarray(values, dtype=np.float64)
+        return known, given.astype(np.float64)
+    if target.task == "binary":
+        assert target.positive is not None
+        return known, np.equal(given, target.positive).astype(np.int8)
+    classes = np.full(len(given), -1, dtype=np.int64)
+    for index, label in enumerate(target.labels):
+        classes[np.equal(given, label)] = index
+    if (classes < 0).any():
+        unknown = given[classes < 0][0]
+        raise ValueError(f"{target.name}: {unknown!r} is not one of the labels {list(target.labels)}")
+    return known, classes
+
+
+def evaluate_encoded(
+    target: TargetSpec, truth: npt.NDArray[np.generic], scored: npt.NDArray[np.float64]
+) -> dict[str, float]:
+    """The task's metrics from the known records' targets (`encode_targets`) and their answers
+    (`answers_of`'s rows for those records)."""
+    if not len(truth):
+        return {}
+    if target.task == "regression":
+        errors = scored - truth.astype(np.float64)
         return {
-            "records": len(values),
+            "records": len(truth),
             "rmse": float(np.sqrt(np.mean(errors**2))),
             "mae": float(np.mean(np.abs(errors))),
         }
+    labels = truth.astype(np.int64)
     if target.task == "binary":
         assert target.threshold is not None
-        labels = np.array([value == target.positive for value in values], dtype=np.int64)
         return {
-            "records": len(values),
+            "records": len(labels),
             "accuracy": float(np.mean((scored >= target.threshold) == (labels == 1))),
             "roc_auc": roc_auc(labels, scored),
             "log_loss": log_loss(labels, scored),
         }
-    index = {label: i for i, label in enumerate(target.labels)}
-    classes = np.array([index[str(value)] for value in values], dtype=np.int64)
     predicted = np.argmax(scored, axis=1)
     return {
-        "records": len(values),
-        "accuracy": float(np.mean(predicted == classes)),
-        "log_loss": multiclass_log_loss(classes, scored),
-        "macro_f1": macro_f1(classes, predicted, len(target.labels)),
+        "records": len(labels),
+        "accuracy": float(np.mean(predicted == labels)),
+        "log_loss": multiclass_log_loss(labels, scored),
+        "macro_f1": macro_f1(labels, predicted, len(target.labels)),
     }
+
+
+def evaluate(
+    target: TargetSpec, actual: Sequence[Actual], answers: npt.NDArray[np.float64]
+) -> dict[str, float]:
+    """The task's metrics on the records whose target is known (`answers` as `answers_of` gives)."""
+    known, truth = encode_targets(target, actual)
+    return evaluate_encoded(target, truth, answers[known])

@@ -12,7 +12,6 @@ import pytest
 
 from predictflow.local.moto_bridge import LambdaContext, environment, load_handler
 from predictflow.offline import predict_file
-from predictflow.predictors import EmbeddedPredictor
 from tests.api.events import ARTICLE_OBJECT, proxy_event, records_event
 from tests.fixtures import ADULT, ARTICLE, HANDLER_ENVIRONMENT, ROOT, with_field
 
@@ -47,7 +46,7 @@ def test_each_record_gets_the_prediction_line_a_file_would_get_in_request_order(
     file = tmp_path / "records.csv"
     file.write_text(f"{ARTICLE}\n{other}\n")
     out = io.StringIO()
-    predict_file(file, out, None, EmbeddedPredictor(ADULT))
+    predict_file(file, out, None, ADULT)
     offline = [json.loads(line) for line in out.getvalue().splitlines()]
     assert status == 200
     assert headers["X-Predictflow-Model-Version"] == ADULT.model_version == body["model_version"]

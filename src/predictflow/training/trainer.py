@@ -4,8 +4,8 @@
 
 The records are encoded by predictflow's own parser (`parse_chunk`) with the schema the bundle
 will carry, so the model is trained on exactly the encoding it will be served with. Before the
-bundle is kept, the training file is scored through the serving path (`predict_file` with an
-`EmbeddedPredictor` on the exported ONNX model) and must give the trained model's own predictions.
+bundle is kept, the training file is scored through the serving path (`predict_file`, whose
+`EmbeddedPredictor` runs the exported ONNX model) and must give the trained model's own predictions.
 
 Everything is written to a temporary folder next to `out`, which replaces `out` only at the end:
 a failure at any stage leaves no bundle, half-written or otherwise. An existing non-empty `out` is
@@ -248,11 +248,10 @@ def check_serving(folder: Path, data: Path, booster: Any, x: Floats, lines: list
     """Score the training file through the serving path and compare with the trained model."""
     from predictflow.bundle import load_bundle
     from predictflow.offline import predict_file
-    from predictflow.predictors import EmbeddedPredictor
 
     bundle = load_bundle(folder)
     written = io.StringIO()
-    predict_file(data, written, io.StringIO(), EmbeddedPredictor(bundle))
+    predict_file(data, written, io.StringIO(), bundle)
     served: dict[int, Any] = {}
     labels = bundle.spec.target.labels
     for text in written.getvalue().splitlines():
