@@ -8,11 +8,17 @@
 - latency: single-record files uploaded one after another; upload to the file's ledger item
   saying SUCCEEDED (its predictions are stored by then), p50 and p95;
 - throughput: one file of N records, `predictflow local run FILE` against
-  `predictflow predict FILE -o /dev/null`, both as whole processes, run in turns so that both
-  see the same machine, and where the local run's time goes (per function, from the
-  invoker's timings). With `--baseline TREE` (another checkout, e.g. a `git worktree` of an
+  `predictflow predict FILE -o /dev/null --jobs 1`, both as whole processes on one interpreter
+  (the ratio issue 14 sets a goal for), with `predict` on every core beside them, run in turns
+  so that all see the same machine; and where the local run's time goes (per function, from
+  the invoker's timings). With `--baseline TREE` (another checkout, e.g. a `git worktree` of an
   earlier commit), that tree's `local run` runs in the same turns, so a change is measured
-  against its baseline on the same machine at the same moments.
+  against its baseline on the same machine at the same moments;
+- the floor: `local run` of a one-record file in the same turns, the fixed cost (imports,
+  moto's start, the deploy) that any file pays before its first record.
+
+Every tree's sources are compiled first (`compileall`), so that no run pays for compiling
+them where PYTHONDONTWRITEBYTECODE keeps the interpreter from caching its bytecode.
 
 The benchmark keeps its own cache folder (PREDICTFLOW_CACHE_DIR), so runs are comparable.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import itertools
 import os
 import resource
@@ -148,20 +155,31 @@ def main() -> None:
     waits = sorted(latency(args.latency_files))
     p95 = waits[int(len(waits) * 0.95) - 1]
     print(f"single-record file, upload to prediction: p50 {statistics.median(waits):.3f} s, p95 {p95:.3f} s")
+    for tree in [ROOT, *([args.baseline] if args.baseline else [])]:
+        compileall.compile_dir(tree / "src", quiet=1)
+        compileall.compile_dir(tree / "functions", quiet=1)
     with tempfile.TemporaryDirectory() as scratch:
         path = records_file(Path(scratch), args.records)
+        one = records_file(Path(scratch), 1)
         runs: list[dict[str, tuple[float, float]]] = []
         for _ in range(args.runs):
             turn = {
-                "predict": whole_process([*PREDICTFLOW, "predict", str(path), "-o", "/dev/null"]),
+                "predict": whole_process(
+                    [*PREDICTFLOW, "predict", str(path), "-o", "/dev/null", "--jobs", "1"]
+                ),
                 "local run": whole_process([*PREDICTFLOW, "local", "run", str(path)]),
+                "predict, every core": whole_process([*PREDICTFLOW, "predict", str(path), "-o", "/dev/null"]),
+                "local run, 1 record": whole_process([*PREDICTFLOW, "local", "run", str(one)]),
             }
             if args.baseline is not None:
                 turn["baseline"] = whole_process([*PREDICTFLOW, "local", "run", str(path)], args.baseline)
             runs.append(turn)
         profile = where_the_time_goes(path)
     names = list(runs[0])
-    print(f"{args.records:,} records, {args.runs} runs in turns, wall s / CPU s (ratio to predict's):")
+    print(
+        f"{args.records:,} records, {args.runs} runs in turns, wall s / CPU s "
+        "(ratio to `predict --jobs 1`'s):"
+    )
     print("  " + " | ".join(f"{name:>24}" for name in names))
     for turn in runs:
         cells = []

@@ -4,12 +4,13 @@ bytes unless it is one long line on its own (which Validate streams)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from predictflow.pipeline.chunks import plan_chunks
+from predictflow.pipeline.chunks import cut_chunks, plan_chunks
 
 
 def reference_plan(data: bytes, chunk_bytes: int) -> list[dict[str, Any]]:
@@ -84,3 +85,20 @@ def test_a_55_mb_line_of_carriage_returns_is_a_chunk_of_its_own() -> None:
         (5, False),
     ]
     assert chunks[1]["end"] - chunks[1]["start"] == 55_000_001
+
+
+def test_chunks_are_given_as_soon_as_the_blocks_read_close_them() -> None:
+    """`predict --jobs` scores a chunk while the planner reads on: a chunk must not wait for
+    the rest of the file."""
+    read: list[int] = []
+
+    def blocks() -> Iterator[bytes]:
+        for number in range(5):
+            read.append(number)
+            yield b"x" * 99 + b"\n"
+
+    cut = cut_chunks(blocks(), 150)
+    assert next(cut)["end"] == 200
+    assert read == [0, 1]
+    assert list(cut) == plan_chunks([b"x" * 99 + b"\n"] * 5, 150)[1:]
+    assert read == [0, 1, 2, 3, 4]

@@ -128,6 +128,22 @@ def test_a_file_that_shrinks_while_it_is_read_is_an_error(
         list(batches)
 
 
+def test_a_file_that_grows_after_its_last_chunk_was_read_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "records.csv"
+    path.write_bytes(b"\n".join(RECORDS) + b"\n")
+    monkeypatch.setattr(offline, "BATCH_BYTES", 1024)
+    batches = offline.batches(path, PREDICTOR)
+    read = 0
+    while read < len(RECORDS):
+        read += len(next(batches))
+    with path.open("ab") as grown:  # the last chunk's records are out, the run has not ended
+        grown.write(RECORDS[0] + b"\n")
+    with pytest.raises(offline.FileChanged, match="changed while it was read"):
+        next(batches)
+
+
 def test_an_empty_file_is_no_records(tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")

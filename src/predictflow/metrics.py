@@ -69,9 +69,11 @@ def encode_targets(
     if target.task == "binary":
         assert target.positive is not None
         return known, np.equal(given, target.positive).astype(np.int8)
+    # Labels are compared as text (a label read as a number is still its spelling).
+    spelled = given.astype(str)
     classes = np.full(len(given), -1, dtype=np.int64)
     for index, label in enumerate(target.labels):
-        classes[np.equal(given, label)] = index
+        classes[spelled == label] = index
     if (classes < 0).any():
         unknown = given[classes < 0][0]
         raise ValueError(f"{target.name}: {unknown!r} is not one of the labels {list(target.labels)}")

@@ -627,21 +627,25 @@ def _byte_path(
     first_line: int,
     stages: Stages | None = None,
 ) -> tuple[ParsedBatch, list[tuple[int, bytes, bool]]]:
-    """`_byte_slice` over a chunk, a slice of whole lines of at most BYTE_PATH_SLICE_BYTES at a
-    time (a longer line is a slice of its own): the same lines accepted and handed back, in
-    line order, with offsets and line numbers counted from the chunk's start."""
-    if len(data) <= BYTE_PATH_SLICE_BYTES:
+    """`_byte_slice` over a chunk cut at line breaks into slices of about BYTE_PATH_SLICE_BYTES
+    (as many as the chunk holds, rounded, of even size; a line longer than a slice is a slice of
+    its own): the same lines accepted and handed back, in line order, with offsets and line
+    numbers counted from the chunk's start. A chunk a little over the size (the planner's cut
+    falls just past it) is read whole, not as a slice and a sliver."""
+    slices = round(len(data) / BYTE_PATH_SLICE_BYTES)
+    if slices <= 1:
         return _byte_slice(data, schema, by_width, header_at, first_line, stages)
+    size = -(-len(data) // slices)
     parts: list[ParsedBatch] = []
     leftover: list[tuple[int, bytes, bool]] = []
     start = 0
     lines_before = 0
     while start < len(data):
         stop = len(data)
-        if stop - start > BYTE_PATH_SLICE_BYTES:
-            stop = data.rfind(b"\n", start, start + BYTE_PATH_SLICE_BYTES) + 1
+        if stop - start > size:
+            stop = data.rfind(b"\n", start, start + size) + 1
             if stop <= start:  # no line break within the slice: the line is a slice of its own
-                stop = data.find(b"\n", start + BYTE_PATH_SLICE_BYTES) + 1 or len(data)
+                stop = data.find(b"\n", start + size) + 1 or len(data)
         piece = data[start:stop]
         lines_in_piece = piece.count(b"\n") + (stop == len(data))
         header = None

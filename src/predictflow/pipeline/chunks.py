@@ -10,17 +10,25 @@ would otherwise take about 17 times its size in memory).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
 def plan_chunks(blocks: Iterable[bytes], chunk_bytes: int) -> list[dict[str, Any]]:
     """Cut a stream into chunks and number their first lines. Reads the stream once and holds
     one block at a time; the work per block is a few C-level searches and counts."""
+    return list(cut_chunks(blocks, chunk_bytes))
+
+
+def cut_chunks(blocks: Iterable[bytes], chunk_bytes: int) -> Iterator[dict[str, Any]]:
+    """`plan_chunks`, each chunk given as soon as the blocks read so far close it."""
     planner = _Planner(chunk_bytes)
     for block in blocks:
+        done = len(planner.chunks)
         planner.feed(block)
-    return planner.finish()
+        yield from planner.chunks[done:]
+    done = len(planner.chunks)
+    yield from planner.finish()[done:]
 
 
 class _Planner:
