@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from predictflow.memory import retain_freed_memory
 from predictflow.pipeline import steps
 from predictflow.pipeline.runtime import build_bundles, build_stores, log_keys
 from predictflow.pipeline.settings import Settings
@@ -15,6 +16,7 @@ from predictflow.pipeline.settings import Settings
 logger = Logger()
 tracer = Tracer(auto_patch=False)  # AWS calls are traced from the first client on (runtime.LazyClient)
 metrics = Metrics()
+retain_freed_memory()  # chunk after chunk of one size: keep what one frees for the next
 settings = Settings.from_env()
 stores = build_stores(settings)
 bundles = build_bundles(settings, scoring=True)

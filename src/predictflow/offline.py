@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from predictflow.bundle import Bundle
+from predictflow.memory import retain_freed_memory
 from predictflow.metrics import encode_targets, evaluate_encoded
 from predictflow.pipeline.chunks import cut_chunks
 from predictflow.predictions import answers_of, prediction_lines
@@ -178,27 +179,6 @@ def predict_file(
     if truths:
         report.quality = evaluate_encoded(target, np.concatenate(truths), np.concatenate(scores))
     return report
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-
-
-def retain_freed_memory() -> None:
-    """Have glibc's malloc keep the memory a chunk freed for the next chunk, in this process.
-
-    By default a buffer over about 1 MB (a chunk's bytes, its matrix, its lines) is mapped
-    afresh and the heap's free top given back to the kernel at each free, so every chunk
-    faults its memory in again: 180,000 page faults and 0.35 s of system time on 1M records,
-    a sixth of the run (0.12 s with this). The peak is what the chunks in flight need either
-    way; the process keeps it until it ends. Nothing where the C library is not glibc's."""
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None or not hasattr(libc, "gnu_get_libc_version"):
-        return
-    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # where the dynamic threshold stops on 64-bit
-    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024)
 
 
 def _embedded(bundle: Bundle) -> Predictor:

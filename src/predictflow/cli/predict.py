@@ -74,7 +74,8 @@ def predict(
         click.echo(f"{sent.predicted} predicted, {sent.rejected} rejected by {sent.model_version}", err=True)
         return
     from predictflow.bundle import default_bundle, load_bundle
-    from predictflow.offline import predict_file, retain_freed_memory
+    from predictflow.memory import retain_freed_memory
+    from predictflow.offline import predict_file
 
     bundle = load_bundle(model_dir) if model_dir else default_bundle()
     retain_freed_memory()  # a CLI run ends with the file: nothing else needs the memory back
