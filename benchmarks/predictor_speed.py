@@ -9,7 +9,9 @@
 - single record: p50 / p99 of `predict_rows(predictor, [row])` (validation included)
 - cold start: a fresh interpreter importing the predict handler module and making the
   predictor of the bundle it serves (the packaged default), in Lambda's environment
-  (LAMBDA_TASK_ROOT set, tracing on)
+  (LAMBDA_TASK_ROOT set, tracing on); with the modules' bytecode (compiled first, as the layer
+  ships its cold-start modules), and without any (PYTHONPYCACHEPREFIX an empty folder): what
+  each cold start costs when a layer ships none, since Lambda cannot write it to /opt
 
 The process is pinned to one CPU (ONNX Runtime runs one thread anyway).
 """
@@ -17,10 +19,12 @@ The process is pinned to one CPU (ONNX Runtime runs one thread anyway).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -134,8 +138,17 @@ def cold_start(runs: int = 5) -> dict[str, float]:
         "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
     }
     environment.pop("POWERTOOLS_TRACE_DISABLED", None)
+    compileall.compile_dir(ROOT / "src", quiet=1)
+    compileall.compile_dir(ROOT / "functions", quiet=1)
     seconds = [seconds_printed_by(COLD_START, ROOT, environment) for _ in range(runs)]
-    return {"import_and_load_s_median": statistics.median(seconds), "import_and_load_s_max": max(seconds)}
+    with tempfile.TemporaryDirectory() as nothing:
+        uncompiled = environment | {"PYTHONPYCACHEPREFIX": nothing, "PYTHONDONTWRITEBYTECODE": "1"}
+        without = [seconds_printed_by(COLD_START, ROOT, uncompiled) for _ in range(runs)]
+    return {
+        "import_and_load_s_median": statistics.median(seconds),
+        "import_and_load_s_max": max(seconds),
+        "import_and_load_s_median_without_bytecode": statistics.median(without),
+    }
 
 
 def main() -> None:
@@ -183,7 +196,8 @@ def main() -> None:
     print(f"single record: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms")
     print(
         f"predict handler import + model load, fresh process: median {c['import_and_load_s_median']:.3f} s, "
-        f"max {c['import_and_load_s_max']:.3f} s"
+        f"max {c['import_and_load_s_max']:.3f} s; without bytecode: median "
+        f"{c['import_and_load_s_median_without_bytecode']:.3f} s"
     )
 
 

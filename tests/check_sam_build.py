@@ -15,6 +15,9 @@ from typing import Any
 from predictflow.local.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+from build_layer import COLD_START_MODULES, LAMBDA_PYTHON  # noqa: E402 - src/ is not a package
+
 # In the python3.12 Lambda runtime already (build_layer.PROVIDED_BY_RUNTIME), and the parts of
 # the package a Lambda never imports (build_layer.NOT_FOR_LAMBDA).
 NOT_IN_LAYER = ("boto3", "botocore")
@@ -54,7 +57,23 @@ def problems(build_dir: Path) -> list[str]:
     found += [f"the layer carries {name}" for name in NOT_IN_LAYER if (layer / name).exists()]
     package = layer / "predictflow"
     found += [f"the layer carries predictflow.{n}" for n in NOT_IN_PACKAGE if (package / n).exists()]
+    found += uncompiled(layer)
     return found
+
+
+def uncompiled(layer: Path) -> list[str]:
+    """The modules a cold start imports that ship without the runtime's bytecode, which each
+    cold start would then compile (about 0.4 s): build_layer.py needs python3.12 to make it."""
+    tag = "cpython-{}{}".format(*LAMBDA_PYTHON)
+    missing = [
+        name
+        for name in COLD_START_MODULES.read_text().split()
+        if (layer / name).is_file()
+        and not (layer / name).parent.joinpath("__pycache__", f"{Path(name).stem}.{tag}.pyc").is_file()
+    ]
+    if not missing:
+        return []
+    return [f"{len(missing)} modules a cold start imports have no {tag} bytecode, {missing[0]} first"]
 
 
 def main() -> None:
