@@ -150,6 +150,15 @@ def test_a_small_file_is_scored_in_this_process(tmp_path: Path, monkeypatch: pyt
     assert report.processes == {os.getpid()}
 
 
+def test_workers_are_forked_on_linux_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS offers fork, but its system libraries are not safe in a forked child."""
+    path = write(tmp_path / "records.csv", LABELLED)
+    monkeypatch.setattr(offline, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(offline.sys, "platform", "darwin")
+    _, _, report = run(path, ADULT, JOBS)
+    assert report.processes == {os.getpid()}
+
+
 def test_the_main_process_holds_a_few_chunks_not_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -188,6 +189,10 @@ def _embedded(bundle: Bundle) -> Predictor:
 
 
 def _can_fork() -> bool:
+    """Workers are forked on Linux only: macOS offers fork, but its system libraries (numpy's
+    Accelerate among them) are not safe in a forked child, which is why Python spawns there."""
+    if not sys.platform.startswith("linux"):
+        return False
     # multiprocessing and concurrent.futures are imported only for a file workers score: they
     # are 20 ms of a small file's run.
     import multiprocessing
