@@ -6,14 +6,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from predictflow.pipeline.chunks import cut_chunks, plan_chunks
+from predictflow.pipeline import chunks as chunking
+from predictflow.pipeline.chunks import MAX_CHUNK_LINES, cut_chunks, plan_chunks
 
 
-def reference_plan(data: bytes, chunk_bytes: int) -> list[dict[str, Any]]:
+def reference_plan(data: bytes, chunk_bytes: int, chunk_lines: int = MAX_CHUNK_LINES) -> list[dict[str, Any]]:
     """The same rules, written line by line for clarity rather than speed."""
     chunks: list[dict[str, Any]] = []
     start, start_line, position = 0, 1, 0
@@ -32,7 +34,7 @@ def reference_plan(data: bytes, chunk_bytes: int) -> list[dict[str, Any]]:
                 emit(start, position, start_line)
             emit(position, end, number, single=True)
             start, start_line = end, number + 1
-        elif text.endswith(b"\n") and end - start >= chunk_bytes:
+        elif text.endswith(b"\n") and (end - start >= chunk_bytes or number - start_line + 1 >= chunk_lines):
             emit(start, end, start_line)
             start, start_line = end, number + 1
         position = end
@@ -54,13 +56,16 @@ def _lf_lines(data: bytes) -> list[bytes]:
     st.integers(4, 50),
     st.booleans(),
     st.sampled_from([b"x", b"\r", b" "]),
+    st.sampled_from([1, 2, 3, 5, MAX_CHUNK_LINES]),
 )
 def test_plans_match_the_reference_and_keep_their_promises(
-    lengths: list[int], block: int, chunk_bytes: int, final_newline: bool, filler: bytes
+    lengths: list[int], block: int, chunk_bytes: int, final_newline: bool, filler: bytes, chunk_lines: int
 ) -> None:
     data = b"\n".join(filler * length for length in lengths) + (b"\n" if final_newline and lengths else b"")
-    chunks = plan_chunks([data[i : i + block] for i in range(0, len(data), block)] or [b""], chunk_bytes)
-    assert chunks == reference_plan(data, chunk_bytes)
+    blocks = [data[i : i + block] for i in range(0, len(data), block)] or [b""]
+    with patch.object(chunking, "MAX_CHUNK_LINES", chunk_lines):
+        chunks = plan_chunks(blocks, chunk_bytes)
+    assert chunks == reference_plan(data, chunk_bytes, chunk_lines)
     assert chunks[0]["start"] == 0
     assert chunks[-1]["end"] == len(data)
     for before, after in itertools.pairwise(chunks):
@@ -73,6 +78,7 @@ def test_plans_match_the_reference_and_keep_their_promises(
             assert b"\n" not in body[:-1]
         else:
             assert len(body) < 2 * chunk_bytes
+            assert body.count(b"\n") <= chunk_lines
 
 
 def test_a_55_mb_line_of_carriage_returns_is_a_chunk_of_its_own() -> None:
@@ -102,3 +108,16 @@ def test_chunks_are_given_as_soon_as_the_blocks_read_close_them() -> None:
     assert read == [0, 1]
     assert list(cut) == plan_chunks([b"x" * 99 + b"\n"] * 5, 150)[1:]
     assert read == [0, 1, 2, 3, 4]
+
+
+def test_a_chunk_holds_at_most_max_chunk_lines_lines_however_short() -> None:
+    """Each line can be a dead letter: the lines bound a Route's work as the bytes do not."""
+    data = b"x\n" * (2 * MAX_CHUNK_LINES + 10)
+    chunks = plan_chunks(
+        [data[i : i + 8 * 1024 * 1024] for i in range(0, len(data), 8 * 1024 * 1024)], 4 << 20
+    )
+    assert [(c["first_line"], c["end"] - c["start"]) for c in chunks] == [
+        (1, 2 * MAX_CHUNK_LINES),
+        (MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES),
+        (2 * MAX_CHUNK_LINES + 1, 20),
+    ]

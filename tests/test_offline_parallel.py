@@ -154,7 +154,7 @@ def test_workers_are_forked_on_linux_only(tmp_path: Path, monkeypatch: pytest.Mo
     """macOS offers fork, but its system libraries are not safe in a forked child."""
     path = write(tmp_path / "records.csv", LABELLED)
     monkeypatch.setattr(offline, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(offline.sys, "platform", "darwin")
+    monkeypatch.setattr(sys, "platform", "darwin")
     _, _, report = run(path, ADULT, JOBS)
     assert report.processes == {os.getpid()}
 

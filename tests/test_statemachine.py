@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from predictflow.local.stack import LocalStack
+from predictflow.pipeline import chunks as chunking
+from predictflow.pipeline import settings as limits
 from tests.conftest import running_stack
 from tests.fixtures import ADULT, ARTICLE, EVENTS, HEADER, ROOT, upload_and_wait
 from tests.statemachine.mocks import (
@@ -260,6 +262,37 @@ def test_a_large_file_is_chunked_and_every_record_is_accounted_for(stack: LocalS
     assert len(history) < 25_000
     largest_state = max(len(json.dumps(e, default=str)) for e in history)
     assert largest_state < 256 * 1024
+
+
+def test_a_file_of_many_short_bad_lines_is_cut_by_its_lines_and_each_is_dead_lettered(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each line can be a dead letter that Route writes: a chunk holds at most MAX_CHUNK_LINES
+    lines however few bytes they take (here 40 lines of a 400-byte file, far under a chunk's
+    bytes), so that no Route has more dead letters to write than its timeout allows."""
+    monkeypatch.setattr(chunking, "MAX_CHUNK_LINES", 40)
+    run = Run(stack, b"x\n" * 200)
+    assert run.status == "SUCCEEDED"
+    assert run.output["chunks"] == 5
+    assert (run.output["records"], run.output["predicted"], run.output["dead_lettered"]) == (200, 0, 200)
+    assert [e["line"] for e in run.dead_letters()] == list(range(1, 201))
+    assert {e["error_type"] for e in run.dead_letters()} == {"FieldCountError"}
+
+
+def test_a_file_that_needs_too_many_chunks_is_rejected_whole_saying_why(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More chunks than MAX_CHUNKS would take a Standard execution past its history limit."""
+    monkeypatch.setattr(chunking, "MAX_CHUNK_LINES", 10)
+    monkeypatch.setattr(limits, "MAX_CHUNKS", 5)
+    validate_calls = sum(v for k, v in stack.invoker.invocations.items() if "Validate" in k)
+    run = Run(stack, b"x\n" * 100)
+    assert run.status == "FAILED"
+    assert run.execution["error"] == "FileRejected"
+    (entry,) = run.dead_letters()
+    assert entry["error_type"] == "FileTooLarge"
+    assert "more than 5 chunks" in entry["error_message"]
+    assert sum(v for k, v in stack.invoker.invocations.items() if "Validate" in k) == validate_calls
 
 
 @pytest.mark.parametrize(

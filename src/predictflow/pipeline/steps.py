@@ -21,8 +21,9 @@ from typing import Any, Final
 import numpy as np
 
 from predictflow.errors import FileRejected, FileTooLarge, MalformedEvent, RejectReason
+from predictflow.pipeline import chunks as chunking
+from predictflow.pipeline import settings as limits
 from predictflow.pipeline.bundles import Bundles
-from predictflow.pipeline.chunks import plan_chunks
 from predictflow.pipeline.payloads import ScoredBatch, ValidatedBatch, matrix_from_text, matrix_to_text
 from predictflow.pipeline.settings import Settings
 from predictflow.pipeline.stores import DeadLetter, ObjectRef, Stores, now
@@ -99,10 +100,11 @@ def fetch(
             f"s3://{ref.bucket}/{ref.key} is {ref.size} bytes; the limit is {settings.max_file_bytes}"
         )
     plan["model_version"] = plan["model_version"] or bundles.active_version()
-    if ref.size <= settings.chunk_bytes:
-        # One chunk: Validate's ranged GET of the pinned version is the first read, and it
-        # reports a missing object (and finds the layout) as well as a read here would, for one
-        # request less.
+    if ref.size <= min(settings.chunk_bytes, chunking.MAX_CHUNK_LINES):
+        # One chunk (a file of N bytes has at most N lines): Validate's ranged GET of the
+        # pinned version is the first read, and it reports a missing object (and finds the
+        # layout) as well as a read here would, for one request less. A larger file is read to
+        # be cut by its bytes and its lines.
         plan["chunks"] = [{"index": 1, "first_line": 1, "start": 0, "end": ref.size}]
         return plan
     head = bytearray()
@@ -114,7 +116,15 @@ def fetch(
                 head.extend(block[: HEAD_BYTES - len(head)])
             yield block
 
-    plan["chunks"] = plan_chunks(blocks(), settings.chunk_bytes)
+    for chunk in chunking.cut_chunks(blocks(), settings.chunk_bytes):
+        plan["chunks"].append(chunk)
+        if len(plan["chunks"]) > limits.MAX_CHUNKS:
+            # More chunks would take a Standard execution's history past its 25,000 events.
+            raise FileTooLarge(
+                f"s3://{ref.bucket}/{ref.key} needs more than {limits.MAX_CHUNKS} chunks (of at most "
+                f"{settings.chunk_bytes} bytes and {chunking.MAX_CHUNK_LINES} lines each) by byte "
+                f"{chunk['end']}; split it into smaller files"
+            )
     first = first_record_line(bytes(head))
     if first is not None:
         schema = bundles.bundle(plan["model_version"]).schema
