@@ -226,3 +226,27 @@ def test_a_state_of_another_template_is_refused_before_it_is_unpickled(tmp_path:
     template.write_text("Resources: {Queue: {Type: AWS::SQS::Queue}}\n")
     with pytest.raises(StateMismatch, match=r"was saved from another template\.yaml"):
         store({}).load()
+
+
+def test_ctrl_c_as_soon_as_the_stack_is_up_stops_it_and_saves_its_state(tmp_path: Path) -> None:
+    """From the first line saying the stack is up (before the console has started and the
+    loop that waits for Ctrl-C has begun), an interrupt stops the stack cleanly and saves it."""
+    state = tmp_path / "state"
+    command = [str(Path(sys.executable).parent / "predictflow"), "local", "up", "--port", str(free_port()),
+               "--console-port", "0", "--state-dir", str(state)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        line = ""
+        while not line.startswith("local stack on") and server.poll() is None:
+            line = server.stdout.readline()
+        server.send_signal(signal.SIGINT)
+        rest, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0, rest
+    assert "stopping; saving the state" in rest
+    assert "Aborted" not in rest
+    assert (state / STATE_FILE).is_file()

@@ -128,49 +128,7 @@ def up(
     except BaseException:
         clear_local_state()
         raise
-    write_local_state(endpoint, ready=True)
-    # The deployed stack's objects live as long as this process: left out of collections,
-    # the first execution does not pay a pass over all of them (about 0.2 s).
-    gc.freeze()
-    click.echo(
-        f"local stack on {stack.endpoint_url}, deployed from template.yaml "
-        f"in {time.monotonic() - started:.1f}s"
-    )
-    if stack.restored is not None:
-        click.echo(f"state taken up from {persist} (saved {stack.restored.header['saved_at']})")
-    elif persist is not None:
-        click.echo(f"state kept in {persist} across restarts (--no-persist: keep nothing)")
-    for arn in stack.aborted_on_restore:
-        click.echo(f"note: {arn.rsplit(':', 1)[-1]} was running when the stack stopped: now ABORTED")
-    for name, value in stack.outputs.items():
-        click.echo(f"  {name:26} {value}")
-    for note in stack.deployment.notes if stack.deployment else []:
-        click.echo(f"note: {note}")
-    if stack.api_server is not None:
-        click.echo(
-            f"prediction API on {stack.api_url}  (POST /predict, POST /aml/predict; IAM not checked locally)"
-        )
-        click.echo(
-            f"  curl -X POST {stack.api_url}/predict -H 'Content-Type: application/json' "
-            """-d '{"records": ["22, Local-gov, 108435, Masters, 14, Married-civ-spouse, Prof-specialty, """
-            """Husband, White, Male, 0, 0, 80, United-States"]}'"""
-        )
     served = None
-    if not no_console:
-        from predictflow.cli.aws import Aws
-        from predictflow.console import serve
-
-        aws = Aws(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, region="us-east-1")
-        try:
-            served = serve(aws, port=console_port, background=True)
-        except OSError as error:
-            # The stack is up and is what most users came for: take any free port instead.
-            click.echo(f"note: console port {console_port}: {error.strerror}; using another")
-            served = serve(aws, port=0, background=True)
-        click.echo(f"console: {served.url}")
-    click.echo("try: predictflow --local upload events/records-mixed.csv   (Ctrl-C stops)")
-    if port != 4566:
-        click.echo(f"  (--local finds port {port} while this runs; any AWS tool: --endpoint-url {endpoint})")
     running: dict[str, str] = {}
     lock = threading.Lock()
 
@@ -180,9 +138,56 @@ def up(
             running[arn] = key
         click.echo(f"{_clock()} started  {arn.rsplit(':', 1)[-1]}  {key}")
 
-    stack.on_execution_started(started_execution)
-    seen = stack.changes
+    # From here on, Ctrl-C (or SIGTERM) at any moment stops the stack and saves its state: the
+    # banner says Ctrl-C stops it before the loop below has started.
     try:
+        write_local_state(endpoint, ready=True)
+        # The deployed stack's objects live as long as this process: left out of collections,
+        # the first execution does not pay a pass over all of them (about 0.2 s).
+        gc.freeze()
+        click.echo(
+            f"local stack on {stack.endpoint_url}, deployed from template.yaml "
+            f"in {time.monotonic() - started:.1f}s"
+        )
+        if stack.restored is not None:
+            click.echo(f"state taken up from {persist} (saved {stack.restored.header['saved_at']})")
+        elif persist is not None:
+            click.echo(f"state kept in {persist} across restarts (--no-persist: keep nothing)")
+        for arn in stack.aborted_on_restore:
+            click.echo(f"note: {arn.rsplit(':', 1)[-1]} was running when the stack stopped: now ABORTED")
+        for name, value in stack.outputs.items():
+            click.echo(f"  {name:26} {value}")
+        for note in stack.deployment.notes if stack.deployment else []:
+            click.echo(f"note: {note}")
+        if stack.api_server is not None:
+            click.echo(
+                f"prediction API on {stack.api_url}  "
+                "(POST /predict, POST /aml/predict; IAM not checked locally)"
+            )
+            click.echo(
+                f"  curl -X POST {stack.api_url}/predict -H 'Content-Type: application/json' "
+                """-d '{"records": ["22, Local-gov, 108435, Masters, 14, Married-civ-spouse, """
+                """Prof-specialty, Husband, White, Male, 0, 0, 80, United-States"]}'"""
+            )
+        if not no_console:
+            from predictflow.cli.aws import Aws
+            from predictflow.console import serve
+
+            aws = Aws(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, region="us-east-1")
+            try:
+                served = serve(aws, port=console_port, background=True)
+            except OSError as error:
+                # The stack is up and is what most users came for: take any free port instead.
+                click.echo(f"note: console port {console_port}: {error.strerror}; using another")
+                served = serve(aws, port=0, background=True)
+            click.echo(f"console: {served.url}")
+        click.echo("try: predictflow --local upload events/records-mixed.csv   (Ctrl-C stops)")
+        if port != 4566:
+            click.echo(
+                f"  (--local finds port {port} while this runs; any AWS tool: --endpoint-url {endpoint})"
+            )
+        stack.on_execution_started(started_execution)
+        seen = stack.changes
         while True:
             seen = stack.wait_for_change(seen, 0.5)
             with lock:
