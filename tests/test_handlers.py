@@ -17,7 +17,7 @@ from predictflow.local.moto_bridge import LambdaContext, load_handler
 from predictflow.pipeline.chunks import plan_chunks
 from predictflow.pipeline.payloads import matrix_from_text
 from predictflow.pipeline.stores import INLINE_PAYLOAD_LIMIT, ObjectRef, PredictionStore
-from tests.fixtures import ADULT, ADULT_DATA, EVENTS, ROOT
+from tests.fixtures import ADULT, ADULT_DATA, ARTICLE, EVENTS, HEADER, ROOT
 from tests.fixtures import HANDLER_ENVIRONMENT as ENVIRONMENT
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -181,3 +181,31 @@ def test_a_prediction_part_is_gzipped_json_lines_and_the_same_bytes_when_rewritt
     assert gzip.decompress(body).decode() == jsonl
     assert second == body
     assert [json.loads(line)["line"] for line in PredictionStore.part_lines(body)] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "before",
+    [b"\n" * 65_500, b"\n" * 65_536, b"\xff\xfe not UTF-8\n" * 8_000],
+    ids=["a 64-KiB run of blank lines", "more blank lines than a chunk holds", "lines not UTF-8"],
+)
+def test_fetch_finds_the_header_where_validate_would(
+    aws: str, monkeypatch: pytest.MonkeyPatch, before: bytes
+) -> None:
+    """Fetch reads a file of several chunks for its layout: past a head of blank lines, and
+    skipping lines that are not UTF-8, as Validate does when it reads a file's first chunk.
+    (It read 64 KiB and took a line cut at its end, or a line not UTF-8, for the header.)"""
+    monkeypatch.setenv("PREDICTFLOW_CHUNK_BYTES", str(4 * 1024 * 1024))
+    monkeypatch.setenv("PREDICTFLOW_MAX_FILE_BYTES", str(100_000_000))
+    monkeypatch.setattr("predictflow.pipeline.chunks.MAX_CHUNK_LINES", 8_000 if b"\xff" in before else 65_536)
+    order = list(reversed(range(len(HEADER.split(", ")))))
+    header = ", ".join(HEADER.split(", ")[i] for i in order)
+    row = ", ".join(ARTICLE.split(", ")[i] for i in order)
+    body = before + (header + "\n").encode() + (row + "\n").encode() * 50
+    put = boto3.client("s3").put_object(
+        Bucket="predictflow-input-bucket", Key="incoming/records-mixed.csv", Body=body
+    )
+    event = sample("fetch", put["VersionId"])
+    event["event"]["detail"]["object"] |= {"size": len(body), "etag": put["ETag"].strip('"')}
+    plan = handler("fetch")(event, context("fetch"))
+    assert len(plan["chunks"]) > 1
+    assert plan["layout"]["header"] == [HEADER.split(", ")[i] for i in order]

@@ -144,6 +144,23 @@ def test_a_file_that_grows_after_its_last_chunk_was_read_is_an_error(
         next(batches)
 
 
+def test_a_file_cut_mid_line_while_it_is_planned_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are cut as the planner reads on: a file shortened meanwhile (here mid-line) must
+    not be scored as if it had always ended there."""
+    path = tmp_path / "records.csv"
+    path.write_bytes((b"\n".join(RECORDS) + b"\n") * 40)
+    monkeypatch.setattr(offline, "BATCH_BYTES", 1024)
+    monkeypatch.setattr(offline, "PLAN_BLOCK_BYTES", 2048)
+    batches = offline.batches(path, PREDICTOR)
+    next(batches)
+    with path.open("r+b") as file:
+        file.truncate(path.stat().st_size // 2 + 7)
+    with pytest.raises(offline.FileChanged):
+        list(batches)
+
+
 def test_an_empty_file_is_no_records(tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")

@@ -292,7 +292,8 @@ def test_a_file_that_shrinks_while_workers_score_it_is_an_error(tmp_path: Path) 
 
     for jobs in (1, JOBS):
         write(path, LABELLED)
-        with pytest.raises(offline.FileChanged, match="shorter"):
+        # Caught when a chunk is read short, or at the end if the planner met the new end first.
+        with pytest.raises(offline.FileChanged, match=r"became shorter|changed while it was read"):
             run(path, ADULT, jobs, failing(shrink))
         assert no_workers_left()
 
@@ -329,6 +330,40 @@ def test_ctrl_c_stops_the_workers_with_the_run(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert stderr.strip() == "Aborted!"
     assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_workers_end_with_a_main_process_that_is_killed(tmp_path: Path, signal_number: int) -> None:
+    """A scheduler's SIGTERM (or `timeout`, or the OOM killer's SIGKILL) ends the main process
+    without its cleanup: its workers must end with it, not wait on their pipes for ever."""
+    path = tmp_path / "large.csv"
+    path.write_bytes(ADULT_DATA.read_bytes() * 10)
+    command = [sys.executable, "-c", "from predictflow.cli import main; main()", "predict", str(path)]
+    run = subprocess.Popen(
+        [*command, "--jobs", "2", "-o", str(tmp_path / "out.jsonl")],
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    workers: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and run.poll() is None:
+        workers = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
+        time.sleep(0.005)
+    assert len(workers) == 2, "the workers did not start"
+    run.send_signal(signal_number)
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while [pid for pid in workers if alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in workers if alive(pid)] == []
+
+
+def alive(pid: str) -> bool:
+    """Running, or stopped: not gone, and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_record_error_pickles_whole() -> None:

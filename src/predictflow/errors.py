@@ -33,7 +33,8 @@ class ObjectChanged(FileRejected):
 
 
 class FileTooLarge(FileRejected):
-    """The object is above the configured size limit; it is rejected without being read."""
+    """The object is above the configured size limit (rejected without being read), or would
+    need more chunks than one execution holds (rejected whole once Fetch has cut that many)."""
 
 
 class MalformedEvent(FileRejected):

@@ -8,15 +8,15 @@ the metrics are byte for byte those of `jobs=1`, which scores every chunk in thi
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -90,17 +90,31 @@ def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
     Raises FileChanged when a chunk cannot be read whole or the file's size at the end is not
     where its last chunk ends: its records would be numbered or read wrong.
     """
-    end = 0
     with path.open("rb") as planned, path.open("rb") as file:
-        for chunk in cut_chunks(iter(partial(planned.read, PLAN_BLOCK_BYTES), b""), BATCH_BYTES):
+        # The planner reads no further than the size the file had when it was opened, so a
+        # file that grows or shrinks meanwhile is caught at the end, whatever was cut by then.
+        size = os.fstat(planned.fileno()).st_size
+        end = 0
+        for chunk in cut_chunks(_blocks_of(planned, size), BATCH_BYTES):
             file.seek(chunk["start"])
             data = file.read(chunk["end"] - chunk["start"])
             if len(data) != chunk["end"] - chunk["start"]:
                 raise FileChanged(f"{path} became shorter while it was read")
             end = chunk["end"]
             yield chunk["first_line"], data
-        if os.fstat(file.fileno()).st_size != end:
+        if end != size or os.fstat(file.fileno()).st_size != size:
             raise FileChanged(f"{path} changed while it was read")
+
+
+def _blocks_of(file: IO[bytes], size: int) -> Iterator[bytes]:
+    """The first `size` bytes of `file`, PLAN_BLOCK_BYTES at a time (fewer if it is shorter)."""
+    left = size
+    while left > 0:
+        block = file.read(min(PLAN_BLOCK_BYTES, left))
+        if not block:
+            return
+        left -= len(block)
+        yield block
 
 
 def batches(path: Path, predictor: Predictor) -> Iterator[ParsedBatch]:
@@ -215,7 +229,9 @@ def _score_in_workers(
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(bundle, make))
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(bundle, make, os.getpid())
+    )
     pending: deque[Future[ScoredChunk]] = deque()
     layout: Layout | None = None
     try:
@@ -239,11 +255,19 @@ _worker: Predictor | Exception | None = None
 """This worker process's predictor, or the exception making it raised."""
 
 
-def _start_worker(bundle: Bundle, make: PredictorOf) -> None:
+PR_SET_PDEATHSIG: Final = 1  # prctl(2)
+
+
+def _start_worker(bundle: Bundle, make: PredictorOf, parent: int) -> None:
     global _worker
     # Ctrl-C reaches the whole process group: the main process stops the pool; a worker that
     # took it too would print its own traceback mid-chunk.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A main process ended by SIGTERM or SIGKILL (a scheduler, `timeout`, the OOM killer) runs
+    # no cleanup: its workers would wait on their pipes for ever. The kernel ends them with it.
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before the line above took effect
+        os._exit(1)
     retain_freed_memory()
     try:
         _worker = make(bundle)

@@ -188,14 +188,13 @@ def header_slots(layout: Layout, schema: CompiledSchema) -> tuple[tuple[int, ...
 
 
 def first_record_line(data: bytes) -> tuple[int, str] | None:
-    """The first non-blank line of a file's head (offset in lines, text), BOM removed."""
+    """The first line of a file's head that is UTF-8 and not blank (offset in lines, text), BOM
+    removed: the line Validate detects the layout from when it reads the file's first chunk
+    (`_first_non_blank`), so that Fetch, reading the head of a file of several chunks, finds
+    the same one."""
     if data.startswith(BOM):
         data = data[len(BOM) :]
-    for offset, raw in enumerate(data.split(b"\n")):
-        text = raw.removesuffix(b"\r").decode("utf-8", errors="replace")
-        if not is_blank(text):
-            return offset, text
-    return None
+    return _first_non_blank(data, whole=False)
 
 
 # ----------------------------------------------------------------------------- validity
@@ -394,14 +393,16 @@ def _parse(
                 layout = detect_layout(text, schema, header_hint if first_line == 1 else "absent")
             if layout.header is not None and first_line == 1:
                 header_at = first
-    layout = layout or Layout("csv")
+    # A chunk of blank lines alone says nothing of the file: its batch's layout stays None (as
+    # it came), so that the chunk after it, not a default, decides the file's layout.
+    reading = layout or Layout("csv")
     rejections: list[Rejection] = []
-    if layout.format == "jsonl":
+    if reading.format == "jsonl":
         batch = _parse_json_lines(
             _all_texts(data, whole, first_line, rejections), first_line, rejections, schema
         )
     else:
-        by_width, ignored = _csv_layouts(layout, schema)
+        by_width, ignored = _csv_layouts(reading, schema)
         parts: list[ParsedBatch] = []
         if path == "bytes":
             accepted, leftover = _byte_path(data, schema, by_width, header_at, first_line)

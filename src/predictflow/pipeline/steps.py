@@ -56,9 +56,6 @@ larger file would rarely qualify, and its read would be wasted."""
 MAX_LINE_BYTES: Final = 4 * MAX_LINE_CHARS
 """A line longer than this in bytes is longer than a record may be in characters."""
 
-HEAD_BYTES: Final = 64 * 1024
-"""How much of a file Fetch reads to find its layout (the first non-blank line)."""
-
 
 def execution_name(execution_arn: str) -> str:
     return execution_arn.rsplit(":", 1)[-1]
@@ -107,13 +104,14 @@ def fetch(
         # be cut by its bytes and its lines.
         plan["chunks"] = [{"index": 1, "first_line": 1, "start": 0, "end": ref.size}]
         return plan
+    # The first chunk's bytes at most: where Validate of that chunk would find the first line.
     head = bytearray()
     metadata: dict[str, str] = {}
 
     def blocks() -> Any:
         for block in stores.source.stream(ref, metadata=metadata):
-            if len(head) < HEAD_BYTES:
-                head.extend(block[: HEAD_BYTES - len(head)])
+            if len(head) < settings.chunk_bytes:
+                head.extend(block[: settings.chunk_bytes - len(head)])
             yield block
 
     for chunk in chunking.cut_chunks(blocks(), settings.chunk_bytes):
@@ -125,7 +123,12 @@ def fetch(
                 f"{settings.chunk_bytes} bytes and {chunking.MAX_CHUNK_LINES} lines each) by byte "
                 f"{chunk['end']}; split it into smaller files"
             )
-    first = first_record_line(bytes(head))
+    if len(plan["chunks"]) == 1:
+        # One chunk after all: Validate finds the layout in it, as for a small file.
+        return plan
+    # Whole lines only (a line cut at the head's end would be read as a shorter one).
+    whole = head if len(head) >= ref.size else head[: head.rfind(b"\n") + 1]
+    first = first_record_line(bytes(whole))
     if first is not None:
         schema = bundles.bundle(plan["model_version"]).schema
         layout = detect_layout(first[1], schema, metadata.get(HEADER_HINT))

@@ -159,7 +159,10 @@ class SourceReader:
             response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, **extra)
             if metadata is not None:
                 metadata.update(response.get("Metadata") or {})
-            yield from response["Body"].iter_chunks(block_bytes)
+            try:
+                yield from response["Body"].iter_chunks(block_bytes)
+            finally:  # a reader that stops early (Fetch refusing a file) releases the connection
+                response["Body"].close()
         except (ClientError, BotoCoreError) as error:
             raise_storage_error(error, f"s3://{ref.bucket}/{ref.key}")
 
