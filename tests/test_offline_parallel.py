@@ -91,6 +91,22 @@ def write(path: Path, lines: Sequence[str | bytes], head: bytes = b"") -> Path:
     return path
 
 
+@pytest.mark.parametrize("records", ["json lines", "a header in another column order"])
+def test_chunks_of_blank_lines_before_the_first_record_do_not_decide_the_layout(
+    tmp_path: Path, records: str
+) -> None:
+    """Blank lines alone say nothing of a file: the chunk that holds its first line decides (a
+    file that began with a chunk of them was read as plain CSV, its JSON lines all rejected)."""
+    names = HEADER.split(", ")
+    if records == "json lines":
+        lines = [json.dumps(dict(zip(names, ARTICLE.split(", "), strict=True)))] * 20
+    else:
+        order = list(reversed(range(len(names))))
+        lines = [", ".join(names[i] for i in order)] + [", ".join(ARTICLE.split(", ")[i] for i in order)] * 20
+    report = same_as_sequential(write(tmp_path / "blank-first", lines, head=b"\n" * 10_000))
+    assert (report.predicted, report.rejected) == (20, 0)
+
+
 def test_a_labelled_headerless_file_gives_the_same_lines_and_metrics(tmp_path: Path) -> None:
     report = same_as_sequential(write(tmp_path / "labelled.csv", LABELLED))
     assert report.predicted == len(LABELLED)

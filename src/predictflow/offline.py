@@ -122,7 +122,7 @@ def batches(path: Path, predictor: Predictor) -> Iterator[ParsedBatch]:
     schema = predictor.bundle.schema
     layout: Layout | None = None
     for first_line, data in _chunks(path):
-        batch = parse_chunk(data, schema, first_line, layout=layout)
+        batch = parse_chunk(data, schema, first_line, layout=layout, opens_file=layout is None)
         layout = layout or batch.layout
         yield batch
 
@@ -131,7 +131,8 @@ def score_chunk(predictor: Predictor, first_line: int, data: bytes, layout: Layo
     """Parse, score and format one chunk: the same work whichever process does it."""
     bundle = predictor.bundle
     target = bundle.spec.target
-    batch = parse_chunk(data, bundle.schema, first_line, layout=layout)
+    # Until a chunk has said what the file is, the chunks before were blank: this one opens it.
+    batch = parse_chunk(data, bundle.schema, first_line, layout=layout, opens_file=layout is None)
     # The parser built this matrix from values it validated one by one, against the same
     # schema (field count, category codes, ranges, whole numbers, missing markers: what
     # `check_matrix` checks), as the pipeline's and the API's matrices are: a second pass

@@ -339,13 +339,16 @@ def parse_chunk(
     *,
     layout: Layout | None = None,
     header_hint: str | None = None,
+    opens_file: bool | None = None,
 ) -> ParsedBatch:
     """Parse a run of whole lines from a record file.
 
     `first_line` is the 1-based number of the first line in `data` (chunks of a large file
     start mid-file). The layout is detected from the file's first line when `data` starts the
-    file and none is given; a later chunk gets the layout Fetch detected. Raises
-    `MissingColumns` when the header lacks a column the model needs.
+    file and none is given; a later chunk gets the layout Fetch detected. `opens_file` says
+    that no line before `data` holds anything (by default: `data` starts the file), so that its
+    first non-blank line may be the header. Raises `MissingColumns` when the header lacks a
+    column the model needs.
 
     CSV lines are read in three tiers, each handing what it is not sure of to the next: the
     byte-level path (`_byte_path`, plain ASCII lines straight from the chunk's bytes), the text
@@ -353,7 +356,8 @@ def parse_chunk(
     line, which gives every rejection its reason. `parse_chunk_reference` runs the later tiers
     alone, so that tests can hold the earlier ones to them.
     """
-    return _parse(data, schema, first_line, layout, header_hint, "bytes")
+    opens = first_line == 1 if opens_file is None else opens_file
+    return _parse(data, schema, first_line, layout, header_hint, "bytes", opens)
 
 
 ParsePath = Literal["bytes", "text", "reference"]
@@ -367,10 +371,12 @@ def parse_chunk_reference(
     layout: Layout | None = None,
     header_hint: str | None = None,
     path: ParsePath = "reference",
+    opens_file: bool | None = None,
 ) -> ParsedBatch:
     """`parse_chunk` with `check_record` on every line (`path="reference"`), or with the text fast
     path before it and no byte-level path (`path="text"`, the parser before the byte path)."""
-    return _parse(data, schema, first_line, layout, header_hint, path)
+    opens = first_line == 1 if opens_file is None else opens_file
+    return _parse(data, schema, first_line, layout, header_hint, path, opens)
 
 
 def _parse(
@@ -380,18 +386,19 @@ def _parse(
     layout: Layout | None,
     header_hint: str | None,
     path: ParsePath,
+    opens: bool,
 ) -> ParsedBatch:
     if first_line == 1 and data.startswith(BOM):
         data = data[len(BOM) :]
     whole = _is_utf8(data)
     header_at: int | None = None
-    if layout is None or first_line == 1:
+    if layout is None or opens:
         found = _first_non_blank(data, whole)
         if found is not None:
             first, text = found
             if layout is None:
-                layout = detect_layout(text, schema, header_hint if first_line == 1 else "absent")
-            if layout.header is not None and first_line == 1:
+                layout = detect_layout(text, schema, header_hint if opens else "absent")
+            if layout.header is not None and opens:
                 header_at = first
     # A chunk of blank lines alone says nothing of the file: its batch's layout stays None (as
     # it came), so that the chunk after it, not a default, decides the file's layout.
