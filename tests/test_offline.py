@@ -114,13 +114,18 @@ def test_the_file_is_not_held_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert peak < size / 4, f"peak {peak / 1e6:.1f} MB reading {size / 1e6:.1f} MB"
 
 
+def read_in_small_chunks(path: Path, body: bytes, monkeypatch: pytest.MonkeyPatch) -> Iterator[ParsedBatch]:
+    """`path` written with `body`, and its batches of 1 KiB chunks, not yet read."""
+    path.write_bytes(body)
+    monkeypatch.setattr(offline, "BATCH_BYTES", 1024)
+    return offline.batches(path, PREDICTOR)
+
+
 def test_a_file_that_shrinks_while_it_is_read_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "records.csv"
-    path.write_bytes(b"\n".join(RECORDS) + b"\n")
-    monkeypatch.setattr(offline, "BATCH_BYTES", 1024)
-    batches = offline.batches(path, PREDICTOR)
+    batches = read_in_small_chunks(path, b"\n".join(RECORDS) + b"\n", monkeypatch)
     first = next(batches)
     assert first.lines[0] == 1
     path.write_bytes(b"\n".join(RECORDS[:5]) + b"\n")
@@ -132,9 +137,7 @@ def test_a_file_that_grows_after_its_last_chunk_was_read_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "records.csv"
-    path.write_bytes(b"\n".join(RECORDS) + b"\n")
-    monkeypatch.setattr(offline, "BATCH_BYTES", 1024)
-    batches = offline.batches(path, PREDICTOR)
+    batches = read_in_small_chunks(path, b"\n".join(RECORDS) + b"\n", monkeypatch)
     read = 0
     while read < len(RECORDS):
         read += len(next(batches))
@@ -150,10 +153,8 @@ def test_a_file_cut_mid_line_while_it_is_planned_is_an_error(
     """Chunks are cut as the planner reads on: a file shortened meanwhile (here mid-line) must
     not be scored as if it had always ended there."""
     path = tmp_path / "records.csv"
-    path.write_bytes((b"\n".join(RECORDS) + b"\n") * 40)
-    monkeypatch.setattr(offline, "BATCH_BYTES", 1024)
     monkeypatch.setattr(offline, "PLAN_BLOCK_BYTES", 2048)
-    batches = offline.batches(path, PREDICTOR)
+    batches = read_in_small_chunks(path, (b"\n".join(RECORDS) + b"\n") * 40, monkeypatch)
     next(batches)
     with path.open("r+b") as file:
         file.truncate(path.stat().st_size // 2 + 7)

@@ -321,19 +321,17 @@ def test_a_worker_that_dies_breaks_the_run_rather_than_hanging(tmp_path: Path) -
     assert no_workers_left()
 
 
-def test_ctrl_c_stops_the_workers_with_the_run(tmp_path: Path) -> None:
-    """Ctrl-C reaches the whole process group: the run ends as an interrupted command does, no
-    worker prints a traceback, and none is left running."""
+def predict_with_two_workers(tmp_path: Path, **popen: Any) -> tuple[subprocess.Popen[str], list[str]]:
+    """`predictflow predict --jobs 2` as a user runs it, on 325,610 records (a second or more on
+    two cores), once both its workers are running; and their process ids."""
     path = tmp_path / "large.csv"
-    body = ADULT_DATA.read_bytes()
-    path.write_bytes(body * 10)  # 325,610 records: a second or more, on two cores
+    path.write_bytes(ADULT_DATA.read_bytes() * 10)
     command = [sys.executable, "-c", "from predictflow.cli import main; main()", "predict", str(path)]
     run = subprocess.Popen(
         [*command, "--jobs", "2", "-o", str(tmp_path / "out.jsonl")],
-        start_new_session=True,
-        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        **popen,
     )
     workers: list[str] = []
     deadline = time.monotonic() + 60
@@ -341,6 +339,13 @@ def test_ctrl_c_stops_the_workers_with_the_run(tmp_path: Path) -> None:
         workers = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
         time.sleep(0.005)
     assert len(workers) == 2, "the workers did not start"
+    return run, workers
+
+
+def test_ctrl_c_stops_the_workers_with_the_run(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the run ends as an interrupted command does, no
+    worker prints a traceback, and none is left running."""
+    run, workers = predict_with_two_workers(tmp_path, start_new_session=True, stderr=subprocess.PIPE)
     os.killpg(run.pid, signal.SIGINT)
     _, stderr = run.communicate(timeout=30)
     assert run.returncode == 1
@@ -352,20 +357,7 @@ def test_ctrl_c_stops_the_workers_with_the_run(tmp_path: Path) -> None:
 def test_workers_end_with_a_main_process_that_is_killed(tmp_path: Path, signal_number: int) -> None:
     """A scheduler's SIGTERM (or `timeout`, or the OOM killer's SIGKILL) ends the main process
     without its cleanup: its workers must end with it, not wait on their pipes for ever."""
-    path = tmp_path / "large.csv"
-    path.write_bytes(ADULT_DATA.read_bytes() * 10)
-    command = [sys.executable, "-c", "from predictflow.cli import main; main()", "predict", str(path)]
-    run = subprocess.Popen(
-        [*command, "--jobs", "2", "-o", str(tmp_path / "out.jsonl")],
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    workers: list[str] = []
-    deadline = time.monotonic() + 60
-    while len(workers) < 2 and time.monotonic() < deadline and run.poll() is None:
-        workers = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
-        time.sleep(0.005)
-    assert len(workers) == 2, "the workers did not start"
+    run, workers = predict_with_two_workers(tmp_path, stderr=subprocess.DEVNULL)
     run.send_signal(signal_number)
     run.wait(timeout=30)
     deadline = time.monotonic() + 10

@@ -119,20 +119,24 @@ def _blocks_of(file: IO[bytes], size: int) -> Iterator[bytes]:
 
 def batches(path: Path, predictor: Predictor) -> Iterator[ParsedBatch]:
     """The file's records batch by batch, every batch read with the layout of the file's head."""
-    schema = predictor.bundle.schema
     layout: Layout | None = None
     for first_line, data in _chunks(path):
-        batch = parse_chunk(data, schema, first_line, layout=layout, opens_file=layout is None)
+        batch = _parse(predictor.bundle, first_line, data, layout)
         layout = layout or batch.layout
         yield batch
+
+
+def _parse(bundle: Bundle, first_line: int, data: bytes, layout: Layout | None) -> ParsedBatch:
+    # Until a chunk has said what the file is (its layout), the chunks before were blank: this
+    # one opens the file, and its first line may be the header.
+    return parse_chunk(data, bundle.schema, first_line, layout=layout, opens_file=layout is None)
 
 
 def score_chunk(predictor: Predictor, first_line: int, data: bytes, layout: Layout | None) -> ScoredChunk:
     """Parse, score and format one chunk: the same work whichever process does it."""
     bundle = predictor.bundle
     target = bundle.spec.target
-    # Until a chunk has said what the file is, the chunks before were blank: this one opens it.
-    batch = parse_chunk(data, bundle.schema, first_line, layout=layout, opens_file=layout is None)
+    batch = _parse(bundle, first_line, data, layout)
     # The parser built this matrix from values it validated one by one, against the same
     # schema (field count, category codes, ranges, whole numbers, missing markers: what
     # `check_matrix` checks), as the pipeline's and the API's matrices are: a second pass

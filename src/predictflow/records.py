@@ -48,6 +48,7 @@ from predictflow.bundle.schema import (
     spelling_key,
 )
 from predictflow.errors import MissingColumns, RecordError, RejectReason
+from predictflow.pipeline.chunks import cut_chunks
 
 FeatureMatrix = npt.NDArray[np.float32]
 Actual = str | float | None
@@ -643,30 +644,21 @@ def _byte_path(
     slices = round(len(data) / BYTE_PATH_SLICE_BYTES)
     if slices <= 1:
         return _byte_slice(data, schema, by_width, header_at, first_line, stages)
-    size = -(-len(data) // slices)
     parts: list[ParsedBatch] = []
     leftover: list[tuple[int, bytes, bool]] = []
-    start = 0
-    lines_before = 0
-    while start < len(data):
-        stop = len(data)
-        if stop - start > size:
-            stop = data.rfind(b"\n", start, start + size) + 1
-            if stop <= start:  # no line break within the slice: the line is a slice of its own
-                stop = data.find(b"\n", start + size) + 1 or len(data)
-        piece = data[start:stop]
-        lines_in_piece = piece.count(b"\n") + (stop == len(data))
+    # Cut as files are cut into chunks (the planner's rules: whole lines, a long line alone).
+    for cut in cut_chunks([data], -(-len(data) // slices)):
+        lines_before = cut["first_line"] - 1
+        lines = data.count(b"\n", cut["start"], cut["end"]) + (cut["end"] == len(data))
         header = None
-        if header_at is not None and 0 <= header_at - lines_before < lines_in_piece:
+        if header_at is not None and 0 <= header_at - lines_before < lines:
             header = header_at - lines_before
         accepted, handed_back = _byte_slice(
-            piece, schema, by_width, header, first_line + lines_before, stages
+            data[cut["start"] : cut["end"]], schema, by_width, header, first_line + lines_before, stages
         )
         parts.append(accepted)
         # Only the chunk's own last line is "last": every earlier slice ends with a line feed.
         leftover.extend((offset + lines_before, raw, last) for offset, raw, last in handed_back)
-        lines_before += piece.count(b"\n")
-        start = stop
     return _merge(parts, schema), leftover
 
 
